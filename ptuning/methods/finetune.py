@@ -1,0 +1,21 @@
+"""Full fine-tuning: every backbone weight and the head are trained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptuning.methods import register
+from ptuning.methods.base import Method, MethodConfig
+
+
+@dataclass
+class FinetuneConfig(MethodConfig):
+    name: str = "finetune"
+
+
+@register("finetune")
+class Finetune(Method):
+    """No added parameters; the backbone stays trainable."""
+
+    config_class = FinetuneConfig
+    trains_backbone = True

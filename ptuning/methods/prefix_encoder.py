@@ -1,0 +1,45 @@
+"""The per-layer key/value prefix shared by prefix tuning and P-Tuning v2 (not a method)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ptuning.backbones import Backbone
+from ptuning.backbones.deep_prompt import DeepPrompt
+
+
+class PrefixEncoder(nn.Module):
+    """L prefix positions -> keys and values for every layer.
+
+    Without reparameterisation the prefix is a table Embedding(L, 2*n*d_kv)
+    (P-Tuning v2). With ``hidden_size`` h it is Embedding(L, d) -> Linear(d, h) ->
+    Tanh -> Linear(h, 2*n*d_kv) (Li & Liang's MLP). Dropout acts on the keys/values.
+    """
+
+    def __init__(self, backbone: Backbone, length: int, hidden_size: int | None, dropout: float) -> None:
+        super().__init__()
+        if length < 1:
+            raise ValueError(f"method.length must be >= 1, got {length}")
+        self.length = length
+        self.layers, self.heads, self.head_dim = backbone.num_layers, backbone.num_kv_heads, backbone.head_dim
+        width = 2 * self.layers * self.heads * self.head_dim
+        if hidden_size:
+            d = backbone.hidden_size
+            self.embedding = nn.Embedding(length, d)
+            self.transform: nn.Module | None = nn.Sequential(
+                nn.Linear(d, hidden_size), nn.Tanh(), nn.Linear(hidden_size, width)
+            )
+        else:
+            self.embedding = nn.Embedding(length, width)
+            self.transform = None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, batch_size: int) -> DeepPrompt:
+        table = self.embedding.weight
+        if self.transform is not None:
+            table = self.transform(table)
+        table = table.unsqueeze(0).expand(batch_size, -1, -1)
+        kv = table.view(batch_size, self.length, 2 * self.layers, self.heads, self.head_dim)
+        kv = self.dropout(kv).permute(2, 0, 3, 1, 4)
+        return DeepPrompt(kv.reshape(self.layers, 2, batch_size, self.heads, self.length, self.head_dim))

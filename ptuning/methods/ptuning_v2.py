@@ -1,0 +1,43 @@
+"""P-Tuning v2 (Liu et al. 2022): trainable keys/values prepended at every layer,
+no reparameterisation by default, dropout on the prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ptuning.backbones import Backbone
+from ptuning.methods import register
+from ptuning.methods.base import Method, MethodConfig, PromptOutput
+from ptuning.methods.prefix_encoder import PrefixEncoder
+
+
+@dataclass
+class PTuningV2Config(MethodConfig):
+    name: str = "ptuning_v2"
+    length: int = 16
+    #: reparameterisation MLP hidden size (official --prefix_projection with
+    #: --prefix_hidden_size); null: no reparameterisation
+    hidden_size: int | None = None
+    #: dropout on the prefix keys/values; null: the backbone's hidden dropout (official)
+    dropout: float | None = None
+    #: shift real tokens' absolute positions by the prefix length, as the official code
+    #: did through past_key_values (absolute-position families only)
+    position_offset: bool = True
+
+
+@register("ptuning_v2")
+class PTuningV2(Method):
+    """Deep prompts: ``length`` key/value vectors per layer."""
+
+    config_class = PTuningV2Config
+
+    def __init__(self, config: PTuningV2Config, backbone: Backbone) -> None:
+        super().__init__(config, backbone)
+        dropout = backbone.hidden_dropout if config.dropout is None else config.dropout
+        self.prefix = PrefixEncoder(backbone, config.length, config.hidden_size, dropout)
+        self.shifts_positions = config.position_offset
+
+    def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
+        return PromptOutput(deep_prompt=self.prefix(batch_size))

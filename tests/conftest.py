@@ -1,0 +1,44 @@
+"""Shared test setup: offline hub, W&B off, tiny backbones from conf/model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama"]
+
+torch.set_num_threads(2)
+
+
+def model_cfg(name: str, **overrides):
+    """The ``conf/model/<name>.yaml`` config with overrides applied."""
+    cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
+    return OmegaConf.merge(cfg, overrides)
+
+
+def method_cfg(name: str, **overrides) -> dict:
+    """The ``conf/method/<name>.yaml`` options as a plain dict."""
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "method" / f"{name}.yaml"), overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real benchmark files (``PTUNING_DATA_DIR``); skips when unset."""
+    value = os.environ.get("PTUNING_DATA_DIR")
+    if not value:
+        pytest.skip("PTUNING_DATA_DIR is not set")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.skip(f"PTUNING_DATA_DIR={value} is not a directory")
+    return path

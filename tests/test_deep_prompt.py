@@ -1,0 +1,145 @@
+"""The deep-prompt mechanism against HF PEFT, an empty prefix, padding, every family."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import TINY_MODELS, model_cfg
+
+from ptuning.backbones import load_backbone
+from ptuning.backbones.deep_prompt import DeepPrompt
+
+
+def _inputs(seed: int = 0, batch: int = 3, seq: int = 9):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 2000, (batch, seq), generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    mask[1, 6:] = 0
+    mask[2, 4:] = 0
+    return ids, mask
+
+
+def _random_prompt(backbone, batch: int, length: int, seed: int = 1) -> DeepPrompt:
+    g = torch.Generator().manual_seed(seed)
+    shape = (backbone.num_layers, 2, 1, backbone.num_kv_heads, length, backbone.head_dim)
+    kv = torch.randn(shape, generator=g).expand(-1, -1, batch, -1, -1, -1)
+    return DeepPrompt(kv.clone().requires_grad_(True))
+
+
+def _hidden(backbone, ids, mask, prompt=None, position_ids=None):
+    kwargs = backbone.adapter.forward_kwargs(prompt)
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
+    return backbone.model(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
+
+
+@pytest.mark.parametrize("name", ["tiny_bert", "tiny_roberta"])
+def test_matches_peft_prefix_tuning(name):
+    """Same prefix tensors through PEFT's cache route and our attention route."""
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    backbone = load_backbone(model_cfg(name))
+    backbone.model.eval()
+    length = 5
+    config = copy.deepcopy(backbone.model.config)  # the reference must not share our config
+    ref = AutoModelForSequenceClassification.from_config(config)
+    missing, unexpected = ref.base_model.load_state_dict(backbone.model.state_dict(), strict=False)
+    assert not missing and all(k.startswith("pooler.") for k in unexpected)
+    ref.set_attn_implementation("sdpa")
+    assert backbone.model.config._attn_implementation == "deep_prompt_sdpa"
+    peft_model = get_peft_model(ref, PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=length))
+    peft_model.eval()
+    ids, mask = _inputs()
+    batch = ids.shape[0]
+    # PEFT builds its prefix from this table: (L, 2*n*d) viewed as (B, L, 2n, H, hd)
+    table = peft_model.prompt_encoder["default"].embedding.weight.detach()
+    n, heads, hd = backbone.num_layers, backbone.num_kv_heads, backbone.head_dim
+    kv = table.view(1, length, 2 * n, heads, hd).permute(2, 0, 3, 1, 4).reshape(n, 2, 1, heads, length, hd)
+    prompt = DeepPrompt(kv.expand(-1, -1, batch, -1, -1, -1))
+
+    captured = {}
+    hook = peft_model.base_model.base_model.register_forward_hook(
+        lambda m, a, out: captured.update(h=out.last_hidden_state)
+    )
+    with torch.no_grad():
+        peft_model(input_ids=ids, attention_mask=mask)
+        ours = _hidden(backbone, ids, mask, prompt, position_ids=_offset_positions(backbone, mask, length))
+    hook.remove()
+    real = mask.bool()
+    assert torch.allclose(ours[real], captured["h"][real], atol=1e-5), (ours - captured["h"]).abs().max()
+
+
+def _offset_positions(backbone, mask, length):
+    if backbone.traits.positions == "roberta":
+        return (torch.cumsum(mask, 1) + length) * mask + backbone.model.config.pad_token_id
+    return torch.arange(mask.shape[1]).expand(mask.shape[0], -1) + length
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_empty_prefix_equals_plain_backbone(name):
+    backbone = load_backbone(model_cfg(name))
+    backbone.model.eval()
+    ids, mask = _inputs()
+    with torch.no_grad():
+        plain = _hidden(backbone, ids, mask)
+        empty = _hidden(backbone, ids, mask, _random_prompt(backbone, ids.shape[0], 0))
+    assert torch.allclose(plain, empty, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_prefix_changes_output_and_respects_padding(name, attention):
+    if name == "tiny_deberta_v2" and attention == "sdpa":
+        pytest.skip("DeBERTa-v2 has one (eager, disentangled) attention path")
+    backbone = load_backbone(model_cfg(name, attention=attention))
+    backbone.model.eval()
+    ids, mask = _inputs()
+    prompt = _random_prompt(backbone, ids.shape[0], 4)
+    with torch.no_grad():
+        plain = _hidden(backbone, ids, mask)
+        with_prefix = _hidden(backbone, ids, mask, prompt)
+        changed_pad = ids.clone()
+        changed_pad[mask == 0] = 7
+        with_prefix_pad = _hidden(backbone, changed_pad, mask, prompt)
+    real = mask.bool()
+    assert (plain[real] - with_prefix[real]).abs().max() > 1e-3  # the prefix acts
+    assert torch.allclose(with_prefix[real], with_prefix_pad[real], atol=1e-5)  # padding is ignored
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_sdpa_and_eager_agree(name):
+    if name == "tiny_deberta_v2":
+        pytest.skip("single attention path")
+    ids, mask = _inputs()
+    outs = []
+    for attention in ("sdpa", "eager"):
+        backbone = load_backbone(model_cfg(name, attention=attention))
+        backbone.model.eval()
+        with torch.no_grad():
+            outs.append(_hidden(backbone, ids, mask, _random_prompt(backbone, ids.shape[0], 3)))
+    real = mask.bool()
+    assert torch.allclose(outs[0][real], outs[1][real], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_gradient_checkpointing_keeps_prefix_and_gradients(name):
+    ids, mask = _inputs()
+    results = []
+    for checkpointing in (False, True):
+        backbone = load_backbone(model_cfg(name, gradient_checkpointing=checkpointing))
+        backbone.model.train()
+        backbone.model.requires_grad_(False)
+        torch.manual_seed(0)
+        prompt = _random_prompt(backbone, ids.shape[0], 3)
+        torch.manual_seed(0)
+        out = _hidden(backbone, ids, mask, prompt)
+        (out[mask.bool()] ** 2).mean().backward()
+        results.append((out.detach(), prompt.key_values.grad))
+    (plain_out, plain_grad), (ckpt_out, ckpt_grad) = results
+    real = mask.bool()
+    assert ckpt_grad is not None and ckpt_grad.abs().sum() > 0
+    assert torch.allclose(plain_out[real], ckpt_out[real], atol=1e-5)
+    assert torch.allclose(plain_grad, ckpt_grad, atol=1e-5)
