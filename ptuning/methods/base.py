@@ -19,6 +19,8 @@ class MethodConfig:
     """Options shared by all methods; each method subclasses this with its own fields."""
 
     name: str
+    #: the method's default learning rate (``train.lr`` overrides it)
+    lr: float | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MethodConfig:

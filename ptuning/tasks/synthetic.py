@@ -16,10 +16,10 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["RULES", "SYNTHETIC_TASKS", "synthetic_rows"]
+__all__ = ["QA_RELATIONS", "RULES", "SYNTHETIC_TASKS", "synthetic_rows"]
 
 RULES: dict[str, str] = {
-    "boolq": "True iff the colour asked about in the question is the colour in the passage.",
+    "boolq": "True iff the color asked about in the question is the color in the passage.",
     "cb": "contradiction iff the hypothesis says 'did not'; otherwise entailment iff the "
     "hypothesis object occurs in the premise, neutral if it does not.",
     "rte": "entailment iff the object in the hypothesis occurs in the premise.",
@@ -32,7 +32,7 @@ RULES: dict[str, str] = {
     "conll2003": "capitalised names from fixed lists tagged PER/LOC/ORG/MISC in templates.",
     "conll04": "as conll2003 with the Peop/Loc/Org/Other tag set.",
     "ontonotes": "as conll2003 with the PERSON/GPE/ORG/NORP tag set.",
-    "squad": "the answer is the word after the cue phrase of the asked relation.",
+    "squad": "the answer is the phrase between the asked relation's cue phrase and the full stop.",
     "squad_v2": "as squad; one third of the questions ask a relation whose cue is absent "
     "(unanswerable, empty answers).",
 }
@@ -86,7 +86,7 @@ WIC_TEMPLATES = [
     "We found the {w} close to the {a} yesterday.",
 ]
 WSC_WEAK = ["weak", "small", "tired", "young", "sick", "slow"]
-WSC_BULKY = ["heavy", "large", "big", "wide", "long", "full"]
+WSC_BULKY = ["heavy", "large", "big", "wide", "long", "huge"]
 WSC_THINGS = ["box", "rock", "table", "log", "bag", "chair", "door", "bed"]
 WSC_VERBS = ["lift", "carry", "move", "pull", "push"]
 
@@ -100,7 +100,7 @@ NER_TEMPLATES = [
     "{PER} met {PER} at the {ORG} office on {DAY} .",
     "The {MISC} team lost to {ORG} in {LOC} .",
     "{ORG} opened a new shop in {LOC} last week .",
-    "{PER} , a {MISC} singer , moved to {LOC} .",
+    "{PER} , the {MISC} singer , moved to {LOC} .",
     "Police in {LOC} said {PER} had left the city .",
     "{LOC} and {LOC} signed a new trade deal .",
     "The {MISC} player {PER} joined {ORG} .",
@@ -113,7 +113,7 @@ QA_RELATIONS: list[tuple[str, str, list[str]]] = [
     ("plays the", "Which instrument does {n} play?", INSTRUMENTS),
     ("likes to eat", "What does {n} like to eat?", FOODS),
     ("has a pet", "What pet does {n} have?", ANIMALS),
-    ("drives a car that is", "What colour is the car of {n}?", COLORS),
+    ("drives a car that is", "What color is the car of {n}?", COLORS),
 ]
 
 Row = dict[str, Any]

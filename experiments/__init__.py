@@ -1,0 +1,1 @@
+"""Entry points: one grid cell (``experiments.run``) and the benchmark (``experiments.bench``)."""

@@ -1,0 +1,56 @@
+"""Weights & Biases: one run per cell, offline when no API key is configured."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+MODES = ("auto", "online", "offline", "disabled")
+
+
+def resolve_mode(mode: str) -> str:
+    """``auto`` becomes ``online`` with an API key (env or ~/.netrc), else ``offline``;
+    ``WANDB_MODE`` in the environment wins."""
+    if mode not in MODES:
+        raise ValueError(f"logger.mode={mode!r}; valid: {', '.join(MODES)}")
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return "online"
+    except (FileNotFoundError, netrc.NetrcParseError):
+        pass
+    return "offline"
+
+
+class WandbRun:
+    """A W&B run for one cell; always finished, even when the cell fails."""
+
+    def __init__(self, logger_cfg: Any, run_dir: Path, name: str, group: str, tags: list[str],
+                 config: dict[str, Any]) -> None:
+        import wandb
+
+        self._wandb = wandb
+        mode = resolve_mode(logger_cfg.get("mode", "auto"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=logger_cfg.get("project", "ptuning-suite"), entity=logger_cfg.get("entity"),
+            group=group, name=name, tags=tags, config=config, dir=str(run_dir), mode=mode,
+            reinit="finish_previous", settings=wandb.Settings(init_timeout=90, silent=True),
+        )
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        self.run.log(values, step=step)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        """Store the result record in the run summary and close the run."""
+        self.run.summary["result"] = record
+        for name, value in record.get("metrics", {}).items():
+            self.run.summary[f"final/{name}"] = value
+        self.run.finish(exit_code=0 if record["status"] == "completed" else 1)
