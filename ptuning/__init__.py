@@ -1,0 +1,1 @@
+"""P-Tuning reproduction suite: methods, deep-prompt mechanism, heads, tasks, training."""
