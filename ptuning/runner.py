@@ -23,11 +23,36 @@ from omegaconf import DictConfig, OmegaConf
 
 SCHEMA_VERSION = 1
 #: config sections that do not change a cell's result (excluded from its identity)
-NON_IDENTITY = ("paths", "logger", "redo", "group", "launcher", "hydra")
+NON_IDENTITY = ("paths", "logger", "redo", "group", "launcher", "hydra", "cell_overrides")
 
 
 class SetupError(RuntimeError):
     """Bad input found before training: reported in one line, nothing written."""
+
+
+def apply_cell_overrides(cfg: DictConfig) -> DictConfig:
+    """Apply the config's ``cell_overrides`` rules that match this cell.
+
+    Each rule is ``{when: {method|model|task|seed: value}, set: {dotted.key: value}}``;
+    presets use them for per-cell settings (official hyperparameters per task and
+    backbone, sample caps per task). Later rules win. Unknown keys are an error.
+    """
+    rules = cfg.get("cell_overrides") or []
+    choices = {"method": cfg.method.name, "model": cfg.model.name, "task": cfg.task.name,
+               "seed": cfg.seed}
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, True)
+    for index, rule in enumerate(rules):
+        unknown = set(rule.get("when", {})) - set(choices)
+        if unknown or "set" not in rule:
+            raise ValueError(f"cell_overrides[{index}]: a rule is {{when: {{{', '.join(choices)}}}, "
+                             f"set: {{key: value}}}}; got {OmegaConf.to_container(rule)}")
+        if all(str(choices[k]) == str(v) for k, v in rule.get("when", {}).items()):
+            for key, value in rule.set.items():
+                if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+                    raise ValueError(f"cell_overrides[{index}]: {key} is not an option of this cell")
+                OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
 
 
 def cell_identity(cfg: DictConfig) -> tuple[dict[str, Any], str]:
@@ -132,6 +157,10 @@ def run_cell(cfg: DictConfig) -> dict[str, Any]:
     """
     from ptuning.experiment import Experiment
 
+    try:
+        cfg = apply_cell_overrides(cfg)
+    except ValueError as err:
+        raise SetupError(str(err)) from err
     if not cfg.redo:
         done = existing_result(cfg)
         if done is not None:

@@ -143,3 +143,24 @@ def test_gradient_checkpointing_keeps_prefix_and_gradients(name):
     assert ckpt_grad is not None and ckpt_grad.abs().sum() > 0
     assert torch.allclose(plain_out[real], ckpt_out[real], atol=1e-5)
     assert torch.allclose(plain_grad, ckpt_grad, atol=1e-5)
+
+
+def test_prefix_encoder_layout_matches_peft():
+    """Our P-Tuning v2 table yields the same per-layer keys/values as PEFT's get_prompt."""
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from ptuning.methods import build_method
+
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    method = build_method({"name": "ptuning_v2", "length": 4}, backbone).eval()
+    ref = AutoModelForSequenceClassification.from_config(copy.deepcopy(backbone.model.config))
+    peft_model = get_peft_model(ref, PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
+    peft_model.eval()
+    method.prefix.embedding.weight.data.copy_(peft_model.prompt_encoder["default"].embedding.weight)
+    ours = method(batch_size=2).deep_prompt
+    cache = peft_model.get_prompt(batch_size=2)
+    for layer in range(backbone.num_layers):
+        key, value = ours.layer(layer)
+        ref_layer = cache.layers[layer]
+        assert torch.equal(key, ref_layer.keys) and torch.equal(value, ref_layer.values)

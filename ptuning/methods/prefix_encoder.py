@@ -39,7 +39,11 @@ class PrefixEncoder(nn.Module):
         table = self.embedding.weight
         if self.transform is not None:
             table = self.transform(table)
-        table = table.unsqueeze(0).expand(batch_size, -1, -1)
-        kv = table.view(batch_size, self.length, 2 * self.layers, self.heads, self.head_dim)
-        kv = self.dropout(kv).permute(2, 0, 3, 1, 4)
+        # (L, 2n*H*hd) -> (2n, H, L, hd) on the small table, then broadcast over the batch:
+        # dropout draws an independent mask per example, as the official code, without an
+        # extra batch-sized copy for the permutation.
+        per_layer = table.view(self.length, 2 * self.layers, self.heads, self.head_dim).permute(1, 2, 0, 3)
+        kv = per_layer.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)
+        if self.training and self.dropout.p > 0:
+            kv = self.dropout(kv)
         return DeepPrompt(kv.reshape(self.layers, 2, batch_size, self.heads, self.length, self.head_dim))

@@ -93,45 +93,59 @@ def _mark(text: str, start: int, end: int, left: str, right: str) -> str:
 
 @register
 class WiC(SuperGlueTask):
-    """Pair classification with the target word marked.
-
-    ``template`` 0 (the official BERT template): "word: sentence1" / "word: sentence2";
-    1 (the official RoBERTa-style template): the word marked with asterisks in each
-    sentence, "sentence1" / "sentence2". Set with ``task.template``.
-    """
+    """Pair classification about the target word, with the official templates
+    (``task.template``): 0 = official RoBERTa template, one segment "s1 s2 Does <word>
+    have the same meaning in both sentences?"; 1 = official BERT template (default, as
+    run_wic_bert.sh), "<word>: s1" / "<word>: s2"; 2 = the target word marked *..* at its
+    character offsets in each sentence (not in the official code)."""
 
     name, folder, label_names = "wic", "WiC", tuple(LABEL_NAMES["wic"])
     template = 1
 
     def texts(self, row):
-        s1 = _mark(row["sentence1"], row["start1"], row["end1"], "*", "*")
-        s2 = _mark(row["sentence2"], row["start2"], row["end2"], "*", "*")
+        word, s1, s2 = row["word"], row["sentence1"], row["sentence2"]
         if self.template == 0:
-            return f"{row['word']}: {row['sentence1']}", f"{row['word']}: {row['sentence2']}"
-        return s1, s2
+            return f"{s1} {s2} Does {word} have the same meaning in both sentences?", None
+        if self.template == 1:
+            return f"{word}: {s1}", f"{word}: {s2}"
+        if self.template == 2:
+            return (_mark(s1, row["start1"], row["end1"], "*", "*"),
+                    _mark(s2, row["start2"], row["end2"], "*", "*"))
+        raise ValueError(f"task.template={self.template} for wic; valid: 0, 1, 2")
 
 
 @register
 class WSC(SuperGlueTask):
-    """Binary: does the pronoun (span2, marked #..#) refer to span1 (marked *..*)?"""
+    """Does the pronoun (span2) refer to span1? Pairs the marked text with span1's text.
+
+    ``task.template``: 0 = official "<pronoun>: text"; 1 = official, the pronoun marked
+    *..* in the text (default); 2 = both spans marked in the text, span1 as *..* and the
+    pronoun as #..# (not in the official code)."""
 
     name, folder, label_names = "wsc", "WSC", tuple(LABEL_NAMES["wsc"])
+    template = 1
 
     def texts(self, row):
         words = row["text"].split()
-        for index, text, left, right in (
-            (row["span2_index"], row["span2_text"], "#", "#"),
-            (row["span1_index"], row["span1_text"], "*", "*"),
-        ):
-            width = len(text.split())
+        marks = {0: [], 1: [(row["span2_index"], row["span2_text"], "*", "*")],
+                 2: [(row["span2_index"], row["span2_text"], "#", "#"),
+                     (row["span1_index"], row["span1_text"], "*", "*")]}
+        if self.template not in marks:
+            raise ValueError(f"task.template={self.template} for wsc; valid: 0, 1, 2")
+        for index, text, left, right in marks[self.template]:
+            last = index + len(text.split()) - 1
             words[index] = left + words[index]
-            words[index + width - 1] = words[index + width - 1] + right
-        return " ".join(words), None
+            words[last] = words[last] + right
+        first = " ".join(words)
+        if self.template == 0:
+            first = f"{row['span2_text']}: {row['text']}"
+        return first, row["span1_text"]
 
 
 @register
 class COPA(SuperGlueTask):
-    """Two-way multiple choice: premise paired with "because"/"so" + each choice."""
+    """Two-way multiple choice: ("<premise> because|so", <choice>) per choice, as the
+    official code, scored by a multiple-choice head."""
 
     name, folder, label_names = "copa", "COPA", tuple(LABEL_NAMES["copa"])
     head = "multiple_choice"
@@ -141,8 +155,8 @@ class COPA(SuperGlueTask):
         for row in rows:
             connector = "because" if row["question"] == "cause" else "so"
             for choice in (row["choice1"], row["choice2"]):
-                first.append(row["premise"])
-                second.append(f"{connector} {choice[:1].lower()}{choice[1:]}")
+                first.append(f"{row['premise']} {connector}")
+                second.append(choice)
         flat = encode_texts(tokenizer, first, second, max_length)
         features = []
         for i, row in enumerate(rows):
@@ -192,7 +206,7 @@ class ReCoRD(SuperGlueTask):
         for q, row in enumerate(rows):
             answers = set(row["answers"])
             for entity in row["entities"]:
-                first.append(row["passage"])
+                first.append(row["passage"].replace("@highlight\n", "- "))  # as the official code
                 second.append(row["query"].replace("@placeholder", entity))
                 owners.append((q, entity))
                 labels.append(int(entity in answers))

@@ -1,0 +1,326 @@
+"""The five methods: parameter counts against closed forms, what trains and what stays
+frozen, option validation, P-Tuning v1 templates and the small artefact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import CONF, TINY_MODELS, method_cfg, model_cfg
+from omegaconf import OmegaConf
+from safetensors import safe_open
+
+from ptuning.backbones import load_backbone
+from ptuning.methods import METHODS, build_method
+from ptuning.model import PromptedModel, insert_prompt
+from ptuning.tasks import get_task
+from ptuning.tasks.synthetic import synthetic_rows
+from ptuning.training import FeatureCollator
+
+METHOD_NAMES = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
+PEFT_METHODS = METHOD_NAMES[1:]
+NUM_LABELS = 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (two spin badly on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _dims(model_name: str) -> tuple[int, int, int]:
+    """(d, n layers, key/value width n_kv_heads * head_dim) read from the yaml, not the code."""
+    tiny = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{model_name}.yaml").tiny_config)
+    d = tiny.get("hidden_size") or tiny["n_embd"]
+    layers = tiny.get("num_hidden_layers") or tiny["n_layer"]
+    heads = tiny.get("num_attention_heads") or tiny["n_head"]
+    kv_heads = tiny.get("num_key_value_heads") or heads
+    return d, layers, kv_heads * (d // heads)
+
+
+def test_tiny_llama_has_grouped_query_attention():
+    d, n, dkv = _dims("tiny_llama")
+    assert (d, n, dkv) == (32, 2, 16)  # 2 kv heads of 8 dims, not 4
+    backbone = load_backbone(model_cfg("tiny_llama"))
+    layer = backbone.model.layers[0].self_attn
+    assert layer.k_proj.out_features == dkv and layer.q_proj.out_features == d
+
+
+def _batch(backbone, task: str = "cb", n: int = 5, max_length: int = 64) -> dict[str, torch.Tensor]:
+    encoded = get_task(task).encode(synthetic_rows(task, "train", n), backbone.tokenizer, max_length,
+                                    train=True)
+    return FeatureCollator(backbone.tokenizer.pad_token_id)(encoded.features)
+
+
+def _model(model_name: str, method: str, head: str = "classification", num_labels: int = NUM_LABELS,
+           seed: int = 0, **options) -> PromptedModel:
+    backbone = load_backbone(model_cfg(model_name))
+    torch.manual_seed(seed)
+    return PromptedModel(backbone, build_method(method_cfg(method, **options), backbone), head,
+                         num_labels)
+
+
+# ---------------------------------------------------------------- parameter counts
+
+def _closed_form(method: str, model_name: str, options: dict) -> int:
+    d, n, dkv = _dims(model_name)
+    cfg = {**method_cfg(method), **options}
+    length = cfg.get("length")
+    if method == "finetune":
+        return 0
+    if method == "prompt_tuning":
+        return length * d
+    if method in ("prefix_tuning", "ptuning_v2") and cfg["hidden_size"]:
+        h = cfg["hidden_size"]
+        return length * d + d * h + h + h * 2 * n * dkv + 2 * n * dkv
+    if method in ("prefix_tuning", "ptuning_v2"):
+        return length * 2 * n * dkv
+    h = cfg["hidden_size"] or d
+    mlp = d * h + h + h * d + d
+    if cfg["encoder"] == "lstm":
+        return length * d + 16 * (d // 2) * (d + d // 2 + 2) + mlp
+    return length * d + mlp
+
+
+CASES = [
+    ("finetune", {}),
+    ("prompt_tuning", {}),
+    ("prompt_tuning", {"length": 7}),
+    ("ptuning_v1", {}),
+    ("ptuning_v1", {"length": 5, "encoder": "mlp"}),
+    ("ptuning_v1", {"length": 6, "hidden_size": 12}),
+    ("ptuning_v1", {"length": 6, "hidden_size": 12, "encoder": "mlp"}),
+    ("prefix_tuning", {}),
+    ("prefix_tuning", {"length": 3, "hidden_size": 24}),
+    ("ptuning_v2", {}),
+    ("ptuning_v2", {"length": 5}),
+    ("ptuning_v2", {"length": 5, "hidden_size": 24}),  # the reparameterised variant
+]
+
+
+@pytest.mark.parametrize("model_name", TINY_MODELS)
+@pytest.mark.parametrize(("method", "options"), CASES, ids=lambda v: str(v) if v else "")
+def test_parameter_counts_match_closed_form(model_name, method, options):
+    model = _model(model_name, method, **options)
+    counts = model.parameter_counts()
+    d = _dims(model_name)[0]
+    backbone = sum(p.numel() for p in model.backbone.parameters())
+    assert counts["method"] == _closed_form(method, model_name, options)
+    assert counts["head"] == d * NUM_LABELS + NUM_LABELS
+    assert counts["backbone"] == backbone
+    assert counts["total"] == backbone + counts["method"] + counts["head"]
+    if method == "finetune":
+        assert counts["backbone_trainable"] == backbone
+        assert counts["trainable"] == backbone + counts["head"]
+    else:
+        assert counts["backbone_trainable"] == 0
+        assert counts["trainable"] == counts["method"] + counts["head"]
+
+
+def test_closed_form_numbers_tiny_llama():
+    """The closed forms spelled out once: d=32, n=2, d_kv=2*8=16 (GQA), default lengths."""
+    expected = {
+        "prompt_tuning": 20 * 32,
+        "ptuning_v1": 8 * 32 + 16 * 16 * (32 + 16 + 2) + (32 * 32 + 32 + 32 * 32 + 32),
+        "prefix_tuning": 16 * 32 + 32 * 512 + 512 + 512 * 2 * 2 * 16 + 2 * 2 * 16,
+        "ptuning_v2": 16 * 2 * 2 * 16,
+        "finetune": 0,
+    }
+    for method, value in expected.items():
+        assert _model("tiny_llama", method).parameter_counts()["method"] == value, method
+
+
+# ---------------------------------------------------------------- what trains
+
+def _train(model: PromptedModel, batch: dict[str, torch.Tensor], steps: int = 3):
+    """``steps`` AdamW steps (lr 1e-2, no decay) on the trainable parameters; returns the
+    gradients of the first step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.0)
+    model.train()
+    first = None
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(**batch)["loss"]
+        assert torch.isfinite(loss)
+        loss.backward()
+        if first is None:
+            first = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                     if p.grad is not None}
+        optimizer.step()
+    return first
+
+
+@pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_llama"])
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_only_method_and_head_train(model_name, method):
+    options = {"length": 4} if method != "finetune" else {}
+    model = _model(model_name, method, **options)
+    batch = _batch(model.info)
+    assert (batch["attention_mask"] == 0).any()  # padding in the batch
+    frozen = method != "finetune"
+    if frozen:
+        assert all(not p.requires_grad for p in model.backbone.parameters())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = _train(model, batch)
+
+    for name, p in model.method.named_parameters():
+        full = f"method.{name}"
+        assert full in grads and grads[full].abs().sum() > 0, full
+        assert not torch.equal(p.detach(), before[full]), f"{full} did not change"
+    for name in ("prompt", "embedding.weight", "prefix.embedding.weight"):
+        if f"method.{name}" in grads:  # every virtual token gets a gradient
+            assert (grads[f"method.{name}"].abs().sum(-1) > 0).all(), name
+    for name, p in model.head.named_parameters():
+        assert grads[f"head.{name}"].abs().sum() > 0
+        assert not torch.equal(p.detach(), before[f"head.{name}"]), f"head.{name} did not change"
+    for name, p in model.backbone.named_parameters():
+        full = f"backbone.{name}"
+        if frozen:
+            assert p.grad is None, full
+            assert torch.equal(p.detach(), before[full]), f"{full} changed"
+        else:
+            assert not torch.equal(p.detach(), before[full]), f"{full} did not change"
+    if method == "finetune":
+        assert model.parameter_counts()["method"] == 0
+
+
+# ---------------------------------------------------------------- option validation
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_unknown_option_names_it_and_lists_valid(method):
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    with pytest.raises(ValueError) as err:
+        build_method(method_cfg(method, lenght=3), backbone)
+    message = str(err.value)
+    assert "lenght" in message and f"method={method}" in message
+    valid = message.split("valid options:")[1]
+    fields = [f.name for f in dataclasses.fields(METHODS[method].config_class)]
+    assert sorted(o.strip() for o in valid.split(",")) == sorted(fields)
+
+
+def test_unknown_method_lists_valid_ones():
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    with pytest.raises(ValueError, match="unknown method 'lora'") as err:
+        build_method({"name": "lora"}, backbone)
+    listed = str(err.value).split("valid methods:")[1]
+    assert sorted(m.strip() for m in listed.split(",")) == sorted(METHOD_NAMES)
+    assert sorted(METHODS) == sorted(METHOD_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "pattern"),
+    [
+        ("prompt_tuning", {"init": "zeros"}, "method.init='zeros'; valid: vocab, random"),
+        ("prompt_tuning", {"length": 0}, "method.length must be >= 1"),
+        ("ptuning_v1", {"encoder": "gru"}, "method.encoder='gru'; valid: lstm, mlp"),
+        ("ptuning_v2", {"length": 0}, "method.length must be >= 1"),
+        ("prefix_tuning", {"length": -2}, "method.length must be >= 1"),
+    ],
+)
+def test_bad_option_values(method, options, pattern):
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    with pytest.raises(ValueError, match=pattern.replace(".", r"\.")):
+        build_method(method_cfg(method, **options), backbone)
+
+
+# ---------------------------------------------------------------- P-Tuning v1 templates
+
+def test_template_places_tokens_at_segment_anchors():
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    tok = backbone.tokenizer
+    method = build_method(method_cfg("ptuning_v1", length=4, template=[1, 2, 1]), backbone)
+    rows = synthetic_rows("rte", "validation", 3)
+    features = get_task("rte").encode(rows, tok, 128, train=False).features
+    batch = FeatureCollator(tok.pad_token_id)(features)
+    out = method(len(rows), batch["prompt_anchors"])
+    assert out.input_prompt.shape == (3, 4, backbone.hidden_size)
+
+    ids = batch["input_ids"]
+    seq = ids.shape[1]
+    marker = torch.arange(4, dtype=torch.float).add(1).neg()  # prompt j -> value -(j+1)
+    embeds = ids.unsqueeze(-1).float()
+    new, mask, types, index = insert_prompt(embeds, batch["attention_mask"], batch["token_type_ids"],
+                                            marker.view(1, 4, 1).expand(3, -1, -1),
+                                            out.insert_at)
+    for b, feature in enumerate(features):
+        tokens = feature["input_ids"]
+        seps = [i for i, t in enumerate(tokens) if t == tok.sep_token_id]
+        second = feature["token_type_ids"].index(1)
+        assert tokens[0] == tok.cls_token_id and len(seps) == 2 and second == seps[0] + 1
+        # before the input (after [CLS]), twice before segment B, before the final [SEP]
+        assert out.insert_at[b].tolist() == [1, second, second, seps[1]]
+        expected = ([tokens[0], -1.0] + tokens[1:second] + [-2.0, -3.0] + tokens[second:seps[1]]
+                    + [-4.0, tok.sep_token_id] + [tok.pad_token_id] * (seq - len(tokens)))
+        assert new[b, :, 0].tolist() == expected
+        assert index[b, : len(tokens)].tolist() == (
+            [0] + [t + 1 for t in range(1, second)] + [t + 3 for t in range(second, seps[1])]
+            + [seps[1] + 4]
+        )
+        assert mask[b].sum() == len(tokens) + 4
+        assert types[b, index[b, second]] == 1 and types[b, 1] == 0
+
+
+@pytest.mark.parametrize("template", [[1, 1, 1], [4, 0, 1], [2, 2], [5, -1, 0]])
+def test_bad_template_raises(template):
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    with pytest.raises(ValueError, match=r"method\.template=.*summing to method\.length=4"):
+        build_method(method_cfg("ptuning_v1", length=4, template=template), backbone)
+
+
+def test_template_without_anchors_raises():
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    method = build_method(method_cfg("ptuning_v1", length=2, template=[1, 0, 1]), backbone)
+    with pytest.raises(ValueError, match="prompt_anchors"):
+        method(2, None)
+
+
+# ---------------------------------------------------------------- the small artefact
+
+@pytest.mark.parametrize("method", PEFT_METHODS)
+def test_artefact_round_trip(method, tmp_path):
+    options = {"length": 4, **({"hidden_size": 24} if method == "prefix_tuning" else {})}
+    trained = _model("tiny_bert", method, seed=0, **options)
+    batch = _batch(trained.info)
+    _train(trained, batch, steps=2)
+    path = tmp_path / "prompt.safetensors"
+    trained.save_artefact(path, {"method": method})
+
+    fresh = _model("tiny_bert", method, seed=123, **options)
+    for (name, a), b in zip(trained.backbone.state_dict().items(),
+                            fresh.backbone.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name  # same backbone weights (same init seed)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    trained.eval()
+    fresh.eval()
+    with torch.no_grad():
+        want = trained(**inputs)["logits"]
+        assert not torch.allclose(fresh(**inputs)["logits"], want)
+        fresh.load_artefact(path)
+        assert torch.equal(fresh(**inputs)["logits"], want)
+
+    with safe_open(str(path), "pt") as f:
+        keys = set(f.keys())
+        assert f.metadata() == {"method": method}
+    assert keys == ({f"method.{k}" for k in trained.method.state_dict()}
+                    | {f"head.{k}" for k in trained.head.state_dict()})
+    backbone_keys = set(trained.backbone.state_dict())
+    assert all(k.startswith(("method.", "head.")) for k in keys)
+    assert not {k.split(".", 1)[1] for k in keys} & backbone_keys
+    numel = trained.parameter_counts()["method"] + trained.parameter_counts()["head"]
+    size = path.stat().st_size
+    assert 4 * numel <= size <= 4 * numel + 200 * len(keys) + 200
+    assert size < trained.parameter_counts()["backbone"] * 4 / 50
+
+
+def test_artefact_rejects_mismatched_method(tmp_path):
+    v2 = _model("tiny_bert", "ptuning_v2", num_labels=2, length=4)
+    path = tmp_path / "a.safetensors"
+    v2.save_artefact(path)
+    other = _model("tiny_bert", "ptuning_v2", num_labels=2, length=5)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        other.load_artefact(path)

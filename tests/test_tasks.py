@@ -1,0 +1,458 @@
+"""Task preprocessing and scoring on synthetic rows and (PTUNING_DATA_DIR) real rows, data
+loading from local folders, task declarations, and one training step of every
+(method, task family) pair through the Hydra config and the runner."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONF, model_cfg
+from hydra import compose, initialize_config_dir
+
+from ptuning.backbones import load_backbone
+from ptuning.heads import HEADS
+from ptuning.metrics import squad_f1
+from ptuning.tasks import TASKS, Encoded, Task, get_task
+from ptuning.tasks.data import cap_rows, load_splits
+from ptuning.tasks.readers import LABEL_NAMES
+from ptuning.tasks.synthetic import synthetic_rows
+from ptuning.training import FeatureCollator
+
+ALL_TASKS = ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record", "conll2003",
+             "conll04", "ontonotes", "squad", "squad_v2"]
+METHODS = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (two spin badly on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_backbone(model_cfg("tiny_bert")).tokenizer
+
+
+def _rows(name: str, n: int = 16) -> list[dict]:
+    return synthetic_rows(name, "validation", n)
+
+
+def _real(data_dir, name: str, limit: int | None = None) -> list[dict]:
+    task = get_task(name)
+    path = data_dir / task.local_files["validation"]
+    if not path.exists():
+        pytest.skip(f"{path} is not in PTUNING_DATA_DIR")
+    rows = task.read_local(str(path))
+    return rows[:limit] if limit else rows
+
+
+# ---------------------------------------------------------------- declarations
+
+def test_every_task_is_declared():
+    assert sorted(TASKS) == sorted(ALL_TASKS)
+    families = {"superglue": 8, "ner": 3, "qa": 2}
+    assert {f: sum(TASKS[t].family == f for t in TASKS) for f in families} == families
+    for name in ALL_TASKS:
+        task = get_task(name)
+        assert task.name == name
+        assert isinstance(task.version, int) and task.version >= 1, name
+        assert task.metrics and task.primary_metric in task.metrics, name
+        assert task.head in HEADS, name
+        assert "validation" in task.local_files, name
+        assert task.hub_path, name
+        if name in LABEL_NAMES:
+            assert list(task.label_names) == LABEL_NAMES[name], name
+    assert {t: get_task(t).primary_metric for t in ALL_TASKS} == {
+        "boolq": "accuracy", "cb": "accuracy", "rte": "accuracy", "wic": "accuracy",
+        "wsc": "accuracy", "copa": "accuracy", "multirc": "f1a", "record": "f1",
+        "conll2003": "f1", "conll04": "f1", "ontonotes": "f1", "squad": "f1", "squad_v2": "f1",
+    }
+    with pytest.raises(ValueError, match="unknown task 'mnli'; valid tasks: boolq, cb, "):
+        get_task("mnli")
+
+
+# ---------------------------------------------------------------- perfect predictions
+
+def _perfect_logits(task: Task, encoded: Encoded, seed: int = 0) -> np.ndarray:
+    """Logits whose argmax is the gold answer of every feature (noise elsewhere)."""
+    rng = np.random.default_rng(seed)
+    features = encoded.features
+    if task.family == "qa":
+        width = max(len(f["input_ids"]) for f in features)
+        logits = rng.normal(0, 0.1, (len(features), width, 2))
+        for i, f in enumerate(features):
+            logits[i, len(f["input_ids"]):] = -1e4
+            logits[i, f["start_positions"], 0] = logits[i, f["end_positions"], 1] = 10.0
+        return logits
+    if task.family == "ner":
+        width = max(len(f["input_ids"]) for f in features)
+        logits = rng.normal(0, 0.1, (len(features), width, task.num_labels))
+        for i, f in enumerate(features):
+            for t, label in enumerate(f["labels"]):
+                if label != -100:
+                    logits[i, t, label] = 5.0
+        return logits
+    labels = np.array([f["labels"] for f in features])
+    classes = 2 if task.name == "copa" else task.num_labels
+    logits = rng.normal(0, 0.1, (len(features), classes))
+    logits[np.arange(len(features)), labels] = 5.0
+    return logits
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_perfect_logits_score_100(name, tokenizer):
+    task = get_task(name)
+    encoded = task.encode(_rows(name), tokenizer, 128, train=False)
+    scores = task.score(_perfect_logits(task, encoded), encoded)
+    for metric in task.metrics:
+        assert scores[metric] == pytest.approx(100.0), (metric, scores)
+
+
+@pytest.mark.parametrize("name", ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record",
+                                  "conll2003", "conll04", "squad"])
+def test_perfect_logits_score_100_on_real_rows(name, tokenizer, data_dir):
+    task = get_task(name)
+    rows = cap_rows(_real(data_dir, name), task, 60)
+    encoded = task.encode(rows, tokenizer, 256, train=False)
+    scores = task.score(_perfect_logits(task, encoded), encoded)
+    if task.family == "ner":  # words cut off at 256 tokens count as "O"
+        assert all(len(f["input_ids"]) < 256 for f in encoded.features)
+    if task.family == "qa":
+        # the best a token-level span can do: the text under the gold tokens ("golden" for
+        # the answer "gold"); this is what the predictions must be scored as
+        first: dict[int, str] = {}
+        for f, owner, offsets in zip(encoded.features, encoded.extra["owners"],
+                                     encoded.extra["offsets"], strict=True):
+            if f["start_positions"] and owner not in first:
+                context = rows[owner]["context"]
+                first[owner] = context[offsets[f["start_positions"]][0]:
+                                       offsets[f["end_positions"]][1]]
+        assert len(first) == len(rows)
+        best = np.mean([squad_f1(first[i], r["answers"]["text"]) for i, r in enumerate(rows)])
+        assert 95 < 100 * best < 100
+        assert scores["f1"] == pytest.approx(100 * best)
+        return
+    assert scores[task.primary_metric] == pytest.approx(100.0), scores
+
+
+# ---------------------------------------------------------------- SuperGLUE features
+
+@pytest.mark.parametrize("name", ["boolq", "cb", "rte", "wic", "wsc"])
+def test_classification_features(name, tokenizer):
+    task = get_task(name)
+    rows = _rows(name, 12)
+    encoded = task.encode(rows, tokenizer, 128, train=True)
+    assert len(encoded.features) == len(rows)
+    assert [f["labels"] for f in encoded.features] == [r["label"] for r in rows]
+    assert set(f["labels"] for f in encoded.features) == set(range(task.num_labels))
+    for f in encoded.features:
+        n = len(f["input_ids"])
+        assert len(f["attention_mask"]) == len(f["token_type_ids"]) == n
+        assert f["input_ids"][0] == tokenizer.cls_token_id
+        assert f["input_ids"][-1] == tokenizer.sep_token_id
+        first, second, final = f["prompt_anchors"]
+        assert (first, final) == (1, n - 1)
+        paired = 1 in f["token_type_ids"]
+        assert second == (f["token_type_ids"].index(1) if paired else final)
+    batch = FeatureCollator(tokenizer.pad_token_id)(encoded.features)
+    assert batch["labels"].shape == (len(rows),) and batch["input_ids"].dim() == 2
+
+
+def test_copa_features_have_two_choices(tokenizer):
+    task = get_task("copa")
+    rows = _rows("copa", 8)
+    encoded = task.encode(rows, tokenizer, 128, train=True)
+    batch = FeatureCollator(tokenizer.pad_token_id)(encoded.features)
+    width = batch["input_ids"].shape[-1]
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (8, 2, width)
+    assert batch["prompt_anchors"].shape == (8, 2, 3)
+    assert batch["labels"].tolist() == [r["label"] for r in rows]
+    for row, f in zip(rows, encoded.features, strict=True):
+        connector = "because" if row["question"] == "cause" else "so"
+        for choice, ids in zip((row["choice1"], row["choice2"]), f["input_ids"], strict=True):
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            assert text == f"{row['premise']} {connector} {choice}".lower()
+
+
+def test_copa_real_rows(data_dir, tokenizer):
+    rows = _real(data_dir, "copa")
+    encoded = get_task("copa").encode(rows, tokenizer, 128, train=False)
+    assert len(encoded.features) == len(rows) == 100
+    assert all(len(f["input_ids"]) == 2 for f in encoded.features)
+    assert sorted({f["labels"] for f in encoded.features}) == [0, 1]
+    first = tokenizer.decode(encoded.features[0]["input_ids"][1], skip_special_tokens=True)
+    assert first == "the man turned on the faucet. so the toilet filled with water."
+
+
+def _wsc_marks(task, row):
+    text, second = task.texts(row)
+    assert second is None
+    words = text.split()
+    original = row["text"].split()
+    assert len(words) == len(original)
+    i, w = row["span1_index"], len(row["span1_text"].split())
+    j = row["span2_index"]
+    assert words[i].lstrip("#").startswith("*") and words[i + w - 1].rstrip("#").endswith("*")
+    assert words[j].lstrip("*").startswith("#") and words[j].rstrip("*").endswith("#")
+    unmarked = [x.replace("*", "").replace("#", "") for x in words]
+    assert unmarked == [x.replace("*", "").replace("#", "") for x in original]
+    assert sum(x.count("*") for x in words) == 2 + sum(x.count("*") for x in original)
+    assert sum(x.count("#") for x in words) == 2 + sum(x.count("#") for x in original)
+    return text
+
+
+def test_wsc_marks_spans(tokenizer):
+    task = get_task("wsc")
+    for row in _rows("wsc", 20):
+        text = _wsc_marks(task, row)
+        assert f"*{row['span1_text']}*" in text and "#it#" in text
+
+
+def test_wsc_marks_spans_real(data_dir):
+    task = get_task("wsc")
+    rows = _real(data_dir, "wsc")
+    matched = 0
+    for row in rows:
+        text = _wsc_marks(task, row)
+        star = re.search(r"\*(.+?)\*", text.replace("#", "")).group(1)
+        hash_ = re.search(r"#(.+?)#", text.replace("*", "")).group(1)
+        matched += (star.lower().strip(".,;:!?'\"") == row["span1_text"].lower()
+                    and hash_.lower().strip(".,;:!?'\"") == row["span2_text"].lower())
+    # one official val row has span2_index on "use" instead of "it" (marked as given)
+    assert matched >= len(rows) - 1
+
+
+def _wic_checks(task, row):
+    s1, s2 = task.texts(row)
+    for text, sentence, start, end in ((s1, row["sentence1"], row["start1"], row["end1"]),
+                                       (s2, row["sentence2"], row["start2"], row["end2"])):
+        assert text == f"{sentence[:start]}*{sentence[start:end]}*{sentence[end:]}"
+        assert text.count("*") == sentence.count("*") + 2
+
+
+def test_wic_marks_target_word(tokenizer):
+    task = get_task("wic")
+    for row in _rows("wic", 12):
+        _wic_checks(task, row)
+        s1, _ = task.texts(row)
+        assert f"*{row['word']}*" in s1
+    task.template = 0
+    row = _rows("wic", 1)[0]
+    assert task.texts(row) == (f"{row['word']}: {row['sentence1']}", f"{row['word']}: {row['sentence2']}")
+
+
+def test_wic_marks_target_word_real(data_dir):
+    task = get_task("wic")
+    rows = _real(data_dir, "wic")
+    for row in rows:
+        _wic_checks(task, row)
+    s1, s2 = task.texts(rows[0])
+    assert s1 == "An emerging professional *class*."
+    assert s2.endswith("showed real *class*.")
+
+
+def test_multirc_grouping_and_scoring(tokenizer):
+    task = get_task("multirc")
+    rows = _rows("multirc", 24)  # 3 paragraphs x 2 questions x 4 answers
+    encoded = task.encode(rows, tokenizer, 128, train=False)
+    assert len(encoded.features) == 24
+    questions = [task.group_key(r) for r in rows]
+    assert len(set(questions)) == 6
+    labels = np.array([f["labels"] for f in encoded.features])
+    logits = _perfect_logits(task, encoded)
+    # flip one option of the first question: EM loses 1/6, F1a by its closed form
+    logits[0] = logits[0][::-1].copy()
+    scores = task.score(logits, encoded)
+    assert scores["em"] == pytest.approx(100 * 5 / 6)
+    positives = labels.sum()
+    tp = positives - labels[0]
+    fp = 1 - labels[0]
+    fn = labels[0]
+    assert scores["f1a"] == pytest.approx(100 * 2 * tp / (2 * tp + fp + fn))
+    # capping keeps whole questions
+    capped = cap_rows(rows, task, 6)
+    assert len(capped) == 8 and len({task.group_key(r) for r in capped}) == 2
+
+
+def test_record_grouping_and_scoring(tokenizer):
+    task = get_task("record")
+    rows = _rows("record", 6)
+    encoded = task.encode(rows, tokenizer, 128, train=False)
+    assert len(encoded.features) == sum(len(r["entities"]) for r in rows)
+    owners = encoded.extra["owners"]
+    assert [q for q, _ in owners] == sorted(q for q, _ in owners)
+    for (q, entity), f in zip(owners, encoded.features, strict=True):
+        assert f["labels"] == int(entity in rows[q]["answers"])
+        text = tokenizer.decode(f["input_ids"], skip_special_tokens=True)
+        assert rows[q]["query"].replace("@placeholder", entity).lower() in text
+    logits = _perfect_logits(task, encoded)
+    # make query 0 prefer a wrong entity: EM and F1 lose exactly that query
+    wrong = next(i for i, (q, e) in enumerate(owners) if q == 0 and e not in rows[0]["answers"])
+    logits[wrong] = [0.0, 50.0]
+    scores = task.score(logits, encoded)
+    assert scores["em"] == pytest.approx(100 * 5 / 6)
+    assert scores["f1"] < 100
+
+
+# ---------------------------------------------------------------- NER
+
+def _ner_checks(task, rows, encoded, tokenizer, max_length):
+    names = list(task.label_names)
+    complete = 0
+    for row, f, firsts in zip(rows, encoded.features, encoded.extra["first_subtokens"], strict=True):
+        labels = f["labels"]
+        assert len(labels) == len(f["input_ids"])
+        labelled = [t for t, y in enumerate(labels) if y != -100]
+        truncated = len(f["input_ids"]) == max_length
+        if not truncated:
+            complete += 1
+            assert len(labelled) == len(row["tokens"])  # one per word
+        assert labelled == [firsts[w] for w in range(len(labelled))]
+        for word, position in firsts.items():
+            assert names[labels[position]] == row["ner_tags"][word]
+            # a word's first sub-token starts it; the continuation pieces are not labelled
+            piece = tokenizer.convert_ids_to_tokens(f["input_ids"][position])
+            assert not piece.startswith("##")
+            end = firsts.get(word + 1, len(labels) - 1 if not truncated else len(labels))
+            assert all(y == -100 for y in labels[position + 1:end])
+        assert labels[0] == -100 and (truncated or labels[-1] == -100)
+    return complete
+
+
+@pytest.mark.parametrize("name", ["conll2003", "conll04", "ontonotes"])
+def test_ner_labels_on_first_subtokens(name, tokenizer):
+    task = get_task(name)
+    rows = _rows(name, 20)
+    encoded = task.encode(rows, tokenizer, 128, train=True)
+    assert _ner_checks(task, rows, encoded, tokenizer, 128) == len(rows)
+    split_words = sum(len(f["input_ids"]) - 2 > len(r["tokens"])
+                      for r, f in zip(rows, encoded.features, strict=True))
+    assert split_words > 0  # some words have several sub-tokens
+
+
+@pytest.mark.parametrize("name", ["conll2003", "conll04"])
+def test_ner_labels_on_first_subtokens_real(name, tokenizer, data_dir):
+    task = get_task(name)
+    rows = _real(data_dir, name, 400)
+    encoded = task.encode(rows, tokenizer, 32, train=True)
+    complete = _ner_checks(task, rows, encoded, tokenizer, 32)
+    assert 0 < complete < len(rows)  # both complete and truncated sentences were checked
+
+
+def test_ner_rejects_unknown_tags(tokenizer):
+    row = {"id": "7", "tokens": ["Paris"], "ner_tags": ["B-CITY"]}
+    with pytest.raises(ValueError, match=r"sentence 7 has tags \['B-CITY'\]"):
+        get_task("conll2003").encode([row], tokenizer, 32, train=True)
+
+
+# ---------------------------------------------------------------- SQuAD windows
+
+def test_squad_windows_overlap_by_stride(tokenizer):
+    task = get_task("squad")
+    row = _rows("squad", 1)[0]
+    filler = "The weather in the valley was mild and nobody complained about it. "
+    before = filler * 6
+    row = {**row, "context": before + row["context"] + " " + filler * 6,
+           "answers": {"text": row["answers"]["text"],
+                       "answer_start": [row["answers"]["answer_start"][0] + len(before)]}}
+    max_length = 64
+    encoded = task.encode([row], tokenizer, max_length, train=True)
+    windows = [[o for o in offsets if o is not None] for offsets in encoded.extra["offsets"]]
+    assert len(windows) >= 4 and encoded.extra["owners"] == [0] * len(windows)
+    stride = min(128, max_length // 2)
+    question = tokenizer.decode(tokenizer(row["question"], add_special_tokens=False)["input_ids"])
+    for f in encoded.features:
+        assert len(f["input_ids"]) <= max_length
+        # every window repeats the whole question before the context slice
+        assert tokenizer.decode(f["input_ids"][1:f["prompt_anchors"][1] - 1]) == question
+    for a, b in zip(windows, windows[1:], strict=False):
+        assert a[-stride:] == b[:stride]  # consecutive windows share exactly `stride` tokens
+    full = tokenizer(row["context"], return_offsets_mapping=True,
+                     add_special_tokens=False)["offset_mapping"]
+    assert windows[0][0] == tuple(full[0]) and windows[-1][-1] == tuple(full[-1])
+    hits = [f for f in encoded.features if f["start_positions"] > 0]
+    assert 1 <= len(hits) <= 2  # the answer lies in one window or in an overlap
+
+
+# ---------------------------------------------------------------- data loading
+
+def test_boolq_local_split_is_deterministic(data_dir):
+    task = get_task("boolq")
+    a = load_splits(task, "local", str(data_dir))
+    b = load_splits(task, "local", str(data_dir), eval_fraction=0.5)
+    every = task.read_local(str(data_dir / "superglue/BoolQ/val.jsonl"))
+    assert a.train == b.train and a.validation == b.validation
+    assert "no local train split" in a.note and f"train ({len(a.train)} rows)" in a.note
+    assert len(a.train) + len(a.validation) == len(every) == 3270
+    assert not {r["idx"] for r in a.train} & {r["idx"] for r in a.validation}
+    assert 0.4 < len(a.validation) / len(every) < 0.6
+    smaller = load_splits(task, "local", str(data_dir), eval_fraction=0.2)
+    assert {r["idx"] for r in a.validation} >= {r["idx"] for r in smaller.validation}
+
+
+def test_squad_local_split_by_article(data_dir):
+    task = get_task("squad")
+    splits = load_splits(task, "local", str(data_dir))
+    train_titles = {r["title"] for r in splits.train}
+    eval_titles = {r["title"] for r in splits.validation}
+    assert train_titles and eval_titles and not train_titles & eval_titles
+    assert len(splits.train) + len(splits.validation) == 10570
+    assert "by groups" in splits.note
+
+
+def test_local_with_train_file_has_no_note(data_dir):
+    splits = load_splits(get_task("cb"), "local", str(data_dir))
+    assert (len(splits.train), len(splits.validation), splits.note) == (250, 56, None)
+
+
+def test_local_needs_root_and_files(tmp_path):
+    from ptuning.tasks.data import DataUnavailableError
+
+    with pytest.raises(DataUnavailableError, match="needs data.root"):
+        load_splits(get_task("rte"), "local", None)
+    with pytest.raises(DataUnavailableError, match=r"superglue/RTE/val\.jsonl does not exist"):
+        load_splits(get_task("rte"), "local", str(tmp_path))
+    with pytest.raises(ValueError, match="valid sources: hub, local, synthetic"):
+        load_splits(get_task("rte"), "disk", str(tmp_path))
+
+
+# ---------------------------------------------------------------- one step per (method, family)
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+FAMILY_TASK = {"superglue": "rte", "multiple_choice": "copa", "ner": "conll2003", "qa": "squad"}
+
+
+@pytest.mark.parametrize("task", list(FAMILY_TASK.values()))
+@pytest.mark.parametrize("method", METHODS)
+def test_one_step_every_method_and_family(method, task, tmp_path):
+    from ptuning.experiment import Experiment
+    from ptuning.runner import run_cell
+
+    cfg = _compose([f"method={method}", "model=tiny_bert", f"task={task}", "data.source=synthetic",
+                    "data.synthetic_train=16", "data.synthetic_eval=8", "train.max_steps=1",
+                    "train.batch_size=4", "logger=none", f"paths.runs_dir={tmp_path}"])
+    experiment = Experiment.prepare(cfg)
+    assert isinstance(experiment.model.head, HEADS[get_task(task).head])
+    assert len(experiment.splits["train"].rows) == 16
+    assert len(experiment.splits["validation"].rows) == 8
+    described = experiment.describe()
+    record = run_cell(cfg)
+    assert record["status"] == "completed", record["error"]
+    assert record["cost"]["steps"] == 1
+    assert record["params"] == described["params"]
+    metrics = record["metrics"]
+    assert set(get_task(task).metrics) <= set(metrics)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert 0 <= metrics[record["primary_metric"]] <= 100
