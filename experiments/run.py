@@ -11,7 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from ptuning.runner import SetupError, cell_dir, run_cell
+from ptuning.runner import SetupError, apply_cell_overrides, cell_dir, run_cell
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> None:
     value = record.get("metrics", {}).get(metric)
     shown = f"{metric}={value:.2f}" if value is not None else f"error={record.get('error')}"
     print(f"[{record['status']}] {cell['task']} {cell['model']} {cell['method']} seed={cell['seed']} "
-          f"{shown} -> {cell_dir(cfg)}")
+          f"{shown} -> {cell_dir(apply_cell_overrides(cfg))}")
 
 
 if __name__ == "__main__":

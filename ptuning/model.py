@@ -32,7 +32,8 @@ def insert_prompt(
     """
     batch, length = insert_at.shape
     seq = embeds.shape[1]
-    insert_at = insert_at.sort(dim=1).values
+    insert_at, order = insert_at.sort(dim=1, stable=True)
+    prompt = prompt.gather(1, order.unsqueeze(-1).expand(-1, -1, prompt.shape[-1]))
     positions = torch.arange(seq, device=embeds.device).expand(batch, -1).contiguous()
     token_index = positions + torch.searchsorted(insert_at, positions, right=True)
     prompt_index = insert_at + torch.arange(length, device=embeds.device)

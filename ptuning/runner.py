@@ -13,7 +13,6 @@ import os
 import platform
 import subprocess
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any

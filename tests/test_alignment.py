@@ -212,11 +212,10 @@ def _check_gold_spans(task, rows, encoded: Encoded, tokenizer) -> tuple[int, int
         b = a + len(answer)
         context = row["context"]
         assert context[a:b] == answer
-        # the start token holds the answer's first character, the end token its last one
-        assert offsets[start][1] > a and (start == end or offsets[start + 1][0] > a or
-                                          offsets[start + 1][1] <= a)
-        assert offsets[start][0] <= a or context[offsets[start - 1][1]:a].strip() == ""
-        assert offsets[end][0] < b and offsets[end][1] >= b or context[offsets[end][1]:b].strip() == ""
+        # minimal covering span: the start token is the first one ending after the answer
+        # starts, the end token the last one starting before it ends
+        assert offsets[start][1] > a and (offsets[start - 1] is None or offsets[start - 1][1] <= a)
+        assert offsets[end][0] < b and (offsets[end + 1] is None or offsets[end + 1][0] >= b)
         covered = context[offsets[start][0]:offsets[end][1]]
         exact += covered == answer
         if covered != answer:  # only when the answer starts or ends inside a word ("gold")

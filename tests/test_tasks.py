@@ -4,8 +4,11 @@ loading from local folders, task declarations, and one training step of every
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +80,44 @@ def test_every_task_is_declared():
     }
     with pytest.raises(ValueError, match="unknown task 'mnli'; valid tasks: boolq, cb, "):
         get_task("mnli")
+
+
+# ---------------------------------------------------------------- versions follow preprocessing
+
+#: sha256 (first 16 hex) of the encoded features of tests/task_rows.json (tiny_bert's
+#: tokenizer, max_length 64) for each task version. Task.version must be bumped whenever
+#: preprocessing changes (records are compared by version); add the new fingerprint here.
+FINGERPRINTS = {
+    "boolq": {1: "be51c43379c5de0a"}, "cb": {1: "009ba39d48c6f679"},
+    "rte": {1: "0aaeb87f63c0c73b"}, "multirc": {1: "7cf8188a800b0cf0"},
+    "conll2003": {1: "5da4cd68f2447f69"}, "conll04": {1: "9f14a903013acf44"},
+    "ontonotes": {1: "ac60dcabecb7e92f"}, "squad": {1: "63423499dad18d1a"},
+    "squad_v2": {1: "a081aa24978e6524"},
+    # commit a246784 changed these four (official templates) but kept version 1
+    "wic": {1: "1881277f675f3308", 2: "da8e0a501d3d6d48"},
+    "wsc": {1: "56071e71348ddfe3", 2: "6e4e018541a035f8"},
+    "copa": {1: "fefed1591a488263", 2: "d839f11f097a9e52"},
+    "record": {1: "b26a45b84a170b65", 2: "a4241fbde49357a2"},
+}
+
+
+def _fingerprint(task: Task, rows: list[dict], tokenizer) -> str:
+    encoded = task.encode(rows, tokenizer, 64, train=True)
+    payload = json.dumps({"f": encoded.features, "x": encoded.extra}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", ALL_TASKS)
+def test_preprocessing_changes_bump_the_version(name, tokenizer):
+    rows = json.loads((Path(__file__).parent / "task_rows.json").read_text())[name]
+    task = get_task(name)
+    current = _fingerprint(task, rows, tokenizer)
+    known = FINGERPRINTS[name]
+    versions = [v for v, fp in known.items() if fp == current]
+    assert known.get(task.version) == current, (
+        f"task {name} version {task.version}: preprocessing gives {current}, which "
+        + (f"is what version {versions[0]} produced" if versions else "no recorded version produced")
+        + f"; recorded: {known}. Bump {type(task).__name__}.version and record the fingerprint.")
 
 
 # ---------------------------------------------------------------- perfect predictions
@@ -173,8 +214,10 @@ def test_copa_features_have_two_choices(tokenizer):
     batch = FeatureCollator(tokenizer.pad_token_id)(encoded.features)
     width = batch["input_ids"].shape[-1]
     assert batch["input_ids"].shape == batch["attention_mask"].shape == (8, 2, width)
+    assert batch["token_type_ids"].shape == (8, 2, width)
     assert batch["prompt_anchors"].shape == (8, 2, 3)
     assert batch["labels"].tolist() == [r["label"] for r in rows]
+    assert set(batch["labels"].tolist()) == {0, 1}
     for row, f in zip(rows, encoded.features, strict=True):
         connector = "because" if row["question"] == "cause" else "so"
         for choice, ids in zip((row["choice1"], row["choice2"]), f["input_ids"], strict=True):
@@ -188,40 +231,63 @@ def test_copa_real_rows(data_dir, tokenizer):
     assert len(encoded.features) == len(rows) == 100
     assert all(len(f["input_ids"]) == 2 for f in encoded.features)
     assert sorted({f["labels"] for f in encoded.features}) == [0, 1]
-    first = tokenizer.decode(encoded.features[0]["input_ids"][1], skip_special_tokens=True)
-    assert first == "the man turned on the faucet. so the toilet filled with water."
+    choices = [tokenizer.decode(ids, skip_special_tokens=True)
+               for ids in encoded.features[0]["input_ids"]]
+    assert choices == ["the man turned on the faucet. so the toilet filled with water.",
+                       "the man turned on the faucet. so water flowed from the spout."]
+    assert encoded.features[0]["labels"] == 1
 
 
-def _wsc_marks(task, row):
+def _wsc_marks(task, row, star_span: str | None, hash_span: str | None):
+    """The words at the span indices carry the marks, nothing else changes."""
     text, second = task.texts(row)
-    assert second is None
-    words = text.split()
-    original = row["text"].split()
+    assert second == row["span1_text"]
+    words, original = text.split(), row["text"].split()
     assert len(words) == len(original)
-    i, w = row["span1_index"], len(row["span1_text"].split())
-    j = row["span2_index"]
-    assert words[i].lstrip("#").startswith("*") and words[i + w - 1].rstrip("#").endswith("*")
-    assert words[j].lstrip("*").startswith("#") and words[j].rstrip("*").endswith("#")
+    spans = {"span1": (row["span1_index"], row["span1_text"]),
+             "span2": (row["span2_index"], row["span2_text"])}
+    for mark, span in (("*", star_span), ("#", hash_span)):
+        added = sum(x.count(mark) for x in words) - sum(x.count(mark) for x in original)
+        assert added == (2 if span else 0)
+        if span:
+            index, span_text = spans[span]
+            last = index + len(span_text.split()) - 1
+            other = "#" if mark == "*" else "*"
+            assert words[index].lstrip(other).startswith(mark)
+            assert words[last].rstrip(other).endswith(mark)
     unmarked = [x.replace("*", "").replace("#", "") for x in words]
     assert unmarked == [x.replace("*", "").replace("#", "") for x in original]
-    assert sum(x.count("*") for x in words) == 2 + sum(x.count("*") for x in original)
-    assert sum(x.count("#") for x in words) == 2 + sum(x.count("#") for x in original)
     return text
 
 
-def test_wsc_marks_spans(tokenizer):
+def test_wsc_templates(tokenizer):
     task = get_task("wsc")
-    for row in _rows("wsc", 20):
-        text = _wsc_marks(task, row)
+    assert task.template == 1
+    rows = _rows("wsc", 20)
+    for row in rows:
+        text = _wsc_marks(task, row, star_span="span2", hash_span=None)
+        assert "*it*" in text
+    task.template = 2
+    for row in rows:
+        text = _wsc_marks(task, row, star_span="span1", hash_span="span2")
         assert f"*{row['span1_text']}*" in text and "#it#" in text
+    task.template = 0
+    row = rows[0]
+    assert task.texts(row) == (f"it: {row['text']}", row["span1_text"])
+    features = task.encode(rows, tokenizer, 128, train=True).features
+    assert all(1 in f["token_type_ids"] for f in features)  # a pair: text, span1
+    task.template = 5
+    with pytest.raises(ValueError, match="task.template=5 for wsc; valid: 0, 1, 2"):
+        task.texts(row)
 
 
 def test_wsc_marks_spans_real(data_dir):
     task = get_task("wsc")
+    task.template = 2
     rows = _real(data_dir, "wsc")
     matched = 0
     for row in rows:
-        text = _wsc_marks(task, row)
+        text = _wsc_marks(task, row, star_span="span1", hash_span="span2")
         star = re.search(r"\*(.+?)\*", text.replace("#", "")).group(1)
         hash_ = re.search(r"#(.+?)#", text.replace("*", "")).group(1)
         matched += (star.lower().strip(".,;:!?'\"") == row["span1_text"].lower()
@@ -230,7 +296,7 @@ def test_wsc_marks_spans_real(data_dir):
     assert matched >= len(rows) - 1
 
 
-def _wic_checks(task, row):
+def _wic_marks(task, row):
     s1, s2 = task.texts(row)
     for text, sentence, start, end in ((s1, row["sentence1"], row["start1"], row["end1"]),
                                        (s2, row["sentence2"], row["start2"], row["end2"])):
@@ -238,22 +304,30 @@ def _wic_checks(task, row):
         assert text.count("*") == sentence.count("*") + 2
 
 
-def test_wic_marks_target_word(tokenizer):
+def test_wic_templates(tokenizer):
     task = get_task("wic")
-    for row in _rows("wic", 12):
-        _wic_checks(task, row)
-        s1, _ = task.texts(row)
-        assert f"*{row['word']}*" in s1
+    rows = _rows("wic", 12)
+    row = rows[0]
+    assert task.template == 1  # official BERT template
+    assert task.texts(row) == (f"{row['word']}: {row['sentence1']}",
+                               f"{row['word']}: {row['sentence2']}")
     task.template = 0
-    row = _rows("wic", 1)[0]
-    assert task.texts(row) == (f"{row['word']}: {row['sentence1']}", f"{row['word']}: {row['sentence2']}")
+    assert task.texts(row) == (f"{row['sentence1']} {row['sentence2']} Does {row['word']} have "
+                               "the same meaning in both sentences?", None)
+    assert all(1 not in f["token_type_ids"]
+               for f in task.encode(rows, tokenizer, 128, train=True).features)
+    task.template = 2
+    for row in rows:
+        _wic_marks(task, row)
+        assert f"*{row['word']}*" in task.texts(row)[0]
 
 
 def test_wic_marks_target_word_real(data_dir):
     task = get_task("wic")
+    task.template = 2
     rows = _real(data_dir, "wic")
     for row in rows:
-        _wic_checks(task, row)
+        _wic_marks(task, row)
     s1, s2 = task.texts(rows[0])
     assert s1 == "An emerging professional *class*."
     assert s2.endswith("showed real *class*.")
@@ -327,15 +401,21 @@ def _ner_checks(task, rows, encoded, tokenizer, max_length):
     return complete
 
 
+NER_TYPES = {"conll2003": ("PER", "LOC"), "conll04": ("Peop", "Loc"), "ontonotes": ("PERSON", "GPE")}
+
+
 @pytest.mark.parametrize("name", ["conll2003", "conll04", "ontonotes"])
 def test_ner_labels_on_first_subtokens(name, tokenizer):
     task = get_task(name)
-    rows = _rows(name, 20)
+    per, loc = NER_TYPES[name]
+    rows = _rows(name, 20) + [{  # words of several sub-tokens
+        "id": "split", "tokens": ["Zbigniew", "Brzezinski", "visited", "Ouagadougou", "."],
+        "ner_tags": [f"B-{per}", f"I-{per}", "O", f"B-{loc}", "O"]}]
     encoded = task.encode(rows, tokenizer, 128, train=True)
     assert _ner_checks(task, rows, encoded, tokenizer, 128) == len(rows)
-    split_words = sum(len(f["input_ids"]) - 2 > len(r["tokens"])
-                      for r, f in zip(rows, encoded.features, strict=True))
-    assert split_words > 0  # some words have several sub-tokens
+    last = encoded.features[-1]
+    assert len(last["input_ids"]) > 2 + 5
+    assert sum(y != -100 for y in last["labels"]) == 5
 
 
 @pytest.mark.parametrize("name", ["conll2003", "conll04"])

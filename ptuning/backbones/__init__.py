@@ -195,5 +195,5 @@ def load_backbone(cfg: Any) -> Backbone:
         attention = "eager"  # DeBERTa-v2 computes its disentangled attention itself
     adapter = DeepPromptAdapter(model, attention)
     if cfg.get("gradient_checkpointing", False):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return Backbone(name=cfg.name, model=model, tokenizer=tokenizer, traits=FAMILIES[family], adapter=adapter)

@@ -100,6 +100,7 @@ class WiC(SuperGlueTask):
     character offsets in each sentence (not in the official code)."""
 
     name, folder, label_names = "wic", "WiC", tuple(LABEL_NAMES["wic"])
+    version = 2  # 2: official templates / connector / @highlight handling
     template = 1
 
     def texts(self, row):
@@ -123,6 +124,7 @@ class WSC(SuperGlueTask):
     pronoun as #..# (not in the official code)."""
 
     name, folder, label_names = "wsc", "WSC", tuple(LABEL_NAMES["wsc"])
+    version = 2  # 2: official templates / connector / @highlight handling
     template = 1
 
     def texts(self, row):
@@ -148,6 +150,7 @@ class COPA(SuperGlueTask):
     official code, scored by a multiple-choice head."""
 
     name, folder, label_names = "copa", "COPA", tuple(LABEL_NAMES["copa"])
+    version = 2  # 2: official templates / connector / @highlight handling
     head = "multiple_choice"
 
     def encode(self, rows, tokenizer, max_length, train):
@@ -192,6 +195,7 @@ class ReCoRD(SuperGlueTask):
     candidate is the prediction, scored by max-over-golds token F1 and EM."""
 
     name, folder, label_names = "record", "ReCoRD", tuple(LABEL_NAMES["multirc"])
+    version = 2  # 2: official templates / connector / @highlight handling
     metrics = ("f1", "em")
     primary_metric = "f1"
     group_key = staticmethod(lambda row: (row["idx"]["passage"], row["idx"]["query"]))
