@@ -91,7 +91,7 @@ class Experiment:
             method = build_method(OmegaConf.to_container(cfg.method, resolve=True), backbone)
             model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1),
                                   cfg.train.get("head_dropout"))
-            max_length = cls._max_length(cfg, task, backbone)
+            max_length = cls._max_length(cfg, model, backbone)
             tokenizer = backbone.tokenizer
             encoded = {"train": task.encode(train_rows, tokenizer, max_length, train=True),
                        "validation": task.encode(eval_rows, tokenizer, max_length, train=False)}
@@ -103,19 +103,13 @@ class Experiment:
         return cls(cfg, task, backbone, model, encoded, splits.note, max_length)
 
     @staticmethod
-    def _max_length(cfg: DictConfig, task: Task, backbone: Backbone) -> int:
+    def _max_length(cfg: DictConfig, model: PromptedModel, backbone: Backbone) -> int:
         """Task length, shortened so input prompts and shifted positions fit the backbone."""
         wanted = int(cfg.data.get("max_length") or cfg.task.max_length)
         limit = backbone.max_positions
         if limit is None:
             return wanted
-        method = cfg.method
-        used = 0
-        if method.name in ("prompt_tuning", "ptuning_v1"):
-            used = int(method.length)
-        elif method.get("position_offset") and backbone.traits.positions != "relative":
-            used = int(method.length)
-        return max(8, min(wanted, limit - used))
+        return max(8, min(wanted, limit - model.method.added_positions()))
 
     def describe(self) -> dict[str, Any]:
         """Record fields known before training."""

@@ -20,16 +20,6 @@ from ptuning.tasks import Encoded, get_task
 from ptuning.tasks.synthetic import synthetic_rows
 from ptuning.training import FeatureCollator
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (two spin badly on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------- (a) insert_prompt
 
 def _hand_made():

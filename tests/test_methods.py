@@ -23,15 +23,6 @@ PEFT_METHODS = METHOD_NAMES[1:]
 NUM_LABELS = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (two spin badly on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _dims(model_name: str) -> tuple[int, int, int]:
     """(d, n layers, key/value width n_kv_heads * head_dim) read from the yaml, not the code."""
     tiny = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{model_name}.yaml").tiny_config)

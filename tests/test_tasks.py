@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import CONF, model_cfg
 from hydra import compose, initialize_config_dir
 
@@ -28,15 +27,6 @@ from ptuning.training import FeatureCollator
 ALL_TASKS = ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record", "conll2003",
              "conll04", "ontonotes", "squad", "squad_v2"]
 METHODS = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (two spin badly on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -161,7 +161,7 @@ def _deberta_attention_forward(
     scores = scores.view(-1, heads, scores.size(-2), scores.size(-1))
 
     mask = attention_mask.bool()
-    mask = torch.cat([mask.new_ones(*mask.shape[:-1], length).expand(*mask.shape[:-1], length), mask], -1)
+    mask = torch.cat([mask.new_ones(*mask.shape[:-1], length), mask], dim=-1)
     scores = scores.masked_fill(~mask, torch.finfo(query.dtype).min)
     probs = self.dropout(nn.functional.softmax(scores, dim=-1))
     context = torch.bmm(probs.view(-1, probs.size(-2), probs.size(-1)), torch.cat([prefix_value, value], 1))

@@ -62,6 +62,11 @@ class Method(nn.Module):
         super().__init__()
         self.config = config
 
+    def added_positions(self) -> int:
+        """How many positions the real tokens are pushed back by (virtual input tokens, or
+        a deep prefix that shifts absolute positions); inputs are shortened to fit."""
+        return 0
+
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         """Prompt tensors for a batch. ``prompt_anchors`` (batch, 3): token indices of
         the start of the input, the start of the second segment and the final special token."""

@@ -45,6 +45,9 @@ class PromptTuning(Method):
             init = torch.randn(config.length, table.shape[1]) * table.std()
         self.prompt = nn.Parameter(init)
 
+    def added_positions(self) -> int:
+        return self.config.length
+
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         prompt = self.prompt.unsqueeze(0).expand(batch_size, -1, -1)
         slots = prompt_slots(None, self.config.length, None, batch_size, prompt.device)

@@ -64,6 +64,9 @@ class PTuningV1(Method):
             states = self.lstm(states)[0]
         return self.mlp(states).squeeze(0)
 
+    def added_positions(self) -> int:
+        return self.config.length
+
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         prompt = self.encode().unsqueeze(0).expand(batch_size, -1, -1)
         slots = prompt_slots(self.config.template, self.config.length, prompt_anchors, batch_size, prompt.device)

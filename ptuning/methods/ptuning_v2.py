@@ -39,5 +39,8 @@ class PTuningV2(Method):
         self.prefix = PrefixEncoder(backbone, config.length, config.hidden_size, dropout)
         self.shifts_positions = config.position_offset
 
+    def added_positions(self) -> int:
+        return self.config.length if self.shifts_positions else 0
+
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         return PromptOutput(deep_prompt=self.prefix(batch_size))
