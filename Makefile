@@ -32,6 +32,7 @@ reproduce: $(VENV)/.ready
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m experiments.run -m +preset=$(PRESET) \
 		paths.runs_dir=runs $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)))
 	$(MAKE) --no-print-directory report RUNS=$(RUNS)
+	@for t in superglue ner qa; do f=$(RUNS)/report/tables/$$t.md; if [ -f $$f ]; then echo; cat $$f; fi; done
 
 test: $(VENV)/.ready
 	WANDB_MODE=disabled $(PY) -m pytest -q

@@ -417,6 +417,9 @@ def family_table(
         + "; ".join(metric_desc)
         + "."
     )
+    sources = sorted(str(v) for v in sub["data_source"].dropna().unique())
+    if sources:
+        caption += f" Data: {', '.join(sources)}."
     if published is not None:
         caption += (
             " pub = published value (source in footnotes), Δ = ours - published, "

@@ -23,7 +23,14 @@ class NerTask(Task):
         return read_conll(path, self.conll_format)
 
     def from_hub(self, rows, features):
-        names = features["ner_tags"].feature.names if features is not None else self.label_names
+        if features is None or "tokens" not in features or "ner_tags" not in features:
+            raise ValueError(
+                f"task={self.name}: hub dataset {self.hub_path!r} has columns "
+                f"{sorted(features) if features is not None else None}; expected tokens and ner_tags "
+                "(set task.hub_path to a dataset in the conll2003 schema, or use data.source=local)"
+            )
+        tag_feature = features["ner_tags"].feature
+        names = getattr(tag_feature, "names", None) or list(self.label_names)
         return [{"id": str(r["id"]), "tokens": list(r["tokens"]),
                  "ner_tags": [t if isinstance(t, str) else names[t] for t in r["ner_tags"]]}
                 for r in rows]
