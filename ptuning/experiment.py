@@ -19,7 +19,7 @@ from ptuning.methods import build_method
 from ptuning.model import PromptedModel
 from ptuning.runner import PeakMemory, SetupError
 from ptuning.tasks import Encoded, Task, get_task
-from ptuning.tasks.data import DataUnavailableError, _stable_fraction, cap_rows, load_splits
+from ptuning.tasks.data import DataUnavailableError, cap_rows, fixed_order, load_splits
 from ptuning.tasks.readers import DataFormatError
 from ptuning.tracking import WandbRun
 from ptuning.training import FeatureCollator, Selector
@@ -48,13 +48,6 @@ def configure_task(cfg: DictConfig) -> Task:
     return task
 
 
-def _shuffled_for_cap(rows: list, task: Task) -> list:
-    """A fixed (seed-independent) order, so every method sees the same capped subset."""
-    key = task.group_key or (lambda row: row.get("idx", row.get("id")))
-    order = sorted(range(len(rows)), key=lambda i: (_stable_fraction(("cap", key(rows[i]))), i))
-    return [rows[i] for i in order]
-
-
 @dataclass
 class Experiment:
     cfg: DictConfig
@@ -81,7 +74,7 @@ class Experiment:
             splits = load_splits(task, data.source, data.get("root"),
                                  {"train": data.synthetic_train, "validation": data.synthetic_eval},
                                  eval_fraction=float(data.eval_fraction))
-            train_rows = cap_rows(_shuffled_for_cap(splits.train, task), task, data.max_train_samples)
+            train_rows = cap_rows(fixed_order(splits.train, task), task, data.max_train_samples)
             eval_rows = cap_rows(splits.validation, task, data.max_eval_samples)
             test_rows = cap_rows(splits.test, task, data.max_eval_samples)
             if not train_rows or not eval_rows:

@@ -48,6 +48,14 @@ def split_rows(rows: list[Row], task: Task, train_fraction: float) -> tuple[list
     return train, held_out
 
 
+def fixed_order(rows: list[Row], task: Task) -> list[Row]:
+    """A seed-independent shuffle (groups kept together), so that every method and seed
+    capped with :func:`cap_rows` trains on the same subset."""
+    key = task.group_key or (lambda row: row.get("idx", row.get("id")))
+    order = sorted(range(len(rows)), key=lambda i: (_stable_fraction(("cap", key(rows[i]))), i))
+    return [rows[i] for i in order]
+
+
 def cap_rows(rows: list[Row], task: Task, limit: int | None) -> list[Row]:
     """The first ``limit`` rows; for grouped tasks whole groups (questions, queries,
     articles) are kept until ``limit`` rows are reached, so no group is cut in two."""
