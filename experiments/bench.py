@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-METHODS = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2", "peft_prefix_tuning"]
+REFERENCE = "peft_prefix_tuning"  # HF PEFT's prefix tuning, the independent implementation
 
 
 def _measure(method: str, model: str, batch: int, length: int, steps: int, threads: int) -> dict:
@@ -30,8 +30,10 @@ def _measure(method: str, model: str, batch: int, length: int, steps: int, threa
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     from ptuning.backbones import load_backbone
+    from ptuning.config import ModelConfig
 
-    backbone = load_backbone(OmegaConf.load(CONF / "model" / f"{model}.yaml"))
+    backbone = load_backbone(OmegaConf.merge(OmegaConf.structured(ModelConfig),
+                                             OmegaConf.load(CONF / "model" / f"{model}.yaml")))
     ids = torch.randint(1000, 20000, (batch, length))
     mask = torch.ones(batch, length, dtype=torch.long)
     labels = torch.randint(0, 2, (batch,))
@@ -44,13 +46,13 @@ def _measure(method: str, model: str, batch: int, length: int, steps: int, threa
         net = get_peft_model(net, PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=16))
         inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     else:
-        from ptuning.methods import build_method
+        from ptuning.methods import build_method, method_config
         from ptuning.model import PromptedModel
 
-        options = OmegaConf.to_container(OmegaConf.load(CONF / "method" / f"{method}.yaml"))
-        if "length" in options:
-            options["length"] = 16
-        net = PromptedModel(backbone, build_method(options, backbone), "classification", 2)
+        config = method_config({"name": method})
+        if hasattr(config, "length"):
+            config.length = 16
+        net = PromptedModel(backbone, build_method(config, backbone), "classification", 2)
         inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
@@ -77,15 +79,18 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=None, help="comma list (default: every method, then PEFT's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         result = _measure(args.worker, args.model, args.batch, args.length, args.steps, args.threads)
         print(json.dumps(result))
         return
+    from ptuning.methods import METHODS
+
+    methods = args.methods.split(",") if args.methods else [*METHODS, REFERENCE]
     rows = []
-    for method in args.methods.split(","):
+    for method in methods:
         cmd = [sys.executable, "-m", "experiments.bench", "--worker", method, "--model", args.model,
                "--batch", str(args.batch), "--length", str(args.length), "--steps", str(args.steps),
                "--threads", str(args.threads)]
@@ -94,7 +99,7 @@ def main() -> None:
             sys.exit(f"bench: {method} failed:\n{out.stderr[-2000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     by = {r["method"]: r for r in rows}
-    ft, peft = by.get("finetune"), by.get("peft_prefix_tuning")
+    ft, peft = by.get("finetune"), by.get(REFERENCE)
     print(f"model={args.model} batch={args.batch} length={args.length} threads={args.threads} "
           f"median of {args.steps} steps (after 2 warm-up), prompt/prefix length 16")
     print(f"{'method':20s} {'step s':>8s} {'x finetune':>10s} {'x PEFT':>8s} {'peak MB':>8s} "

@@ -50,8 +50,9 @@ def insert_prompt(
 
 
 class PromptedModel(nn.Module):
-    """Runs a backbone with a method's prompts and a task head.
+    """Runs a backbone with a method's prompts (or injected layers) and a task head.
 
+    The backbone is frozen first (unless the method trains it), then the method attaches.
     Outputs (logits, token states) are in the original token coordinates whatever
     the method inserts, so data collation and metrics are method-agnostic.
     """
@@ -67,6 +68,7 @@ class PromptedModel(nn.Module):
         dropout = backbone.hidden_dropout if head_dropout is None else head_dropout
         self.head = HEADS[head](backbone, num_labels, dropout)
         self.backbone.requires_grad_(method.trains_backbone)
+        method.attach(backbone)
 
     def _position_ids(self, mask: torch.Tensor, prompt: DeepPrompt | None) -> torch.Tensor | None:
         if prompt is None or not self.method.shifts_positions:
@@ -124,21 +126,22 @@ class PromptedModel(nn.Module):
     # --- parameter accounting and the small artefact ---------------------------------------
 
     def parameter_counts(self) -> dict[str, int]:
-        """Total, trainable, method, head and trainable-backbone parameter counts."""
-        def count(module: nn.Module, trainable_only: bool = False) -> int:
-            return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
+        """Total, trainable, method, head and backbone parameter counts, by ownership: a
+        parameter the method registered is the method's wherever in the backbone it acts."""
+        owned = {id(p) for p in self.method.parameters()}
+        backbone = [p for p in self.backbone.parameters() if id(p) not in owned]
+        every = list(self.parameters())
         return {
-            "total": count(self),
-            "trainable": count(self, trainable_only=True),
-            "method": count(self.method),
-            "head": count(self.head),
-            "backbone_trainable": count(self.backbone, trainable_only=True),
-            "backbone": count(self.backbone),
+            "total": sum(p.numel() for p in every),
+            "trainable": sum(p.numel() for p in every if p.requires_grad),
+            "method": sum(p.numel() for p in self.method.parameters()),
+            "head": sum(p.numel() for p in self.head.parameters()),
+            "backbone_trainable": sum(p.numel() for p in backbone if p.requires_grad),
+            "backbone": sum(p.numel() for p in backbone),
         }
 
     def artefact_state(self) -> dict[str, torch.Tensor]:
-        """The trained method + head weights (everything except the frozen backbone)."""
+        """The trained method + head weights (everything the frozen backbone does not own)."""
         state = {f"method.{k}": v for k, v in self.method.state_dict().items()}
         state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}

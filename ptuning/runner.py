@@ -1,185 +1,173 @@
-"""One grid cell: config -> trained, evaluated model -> one result record.
+"""One grid cell: composed config -> checked settings -> data -> identity -> trained,
+evaluated model -> one result record (:mod:`ptuning.records`).
 
-The record is written atomically to ``<runs_dir>/<group>/<task>/<model>/<method>/
-seed<S>-<hash>/result.json``, the hash covering every option that changes the
-result, so a requeued job lands in the same place and finished cells are skipped.
+Everything that can be checked without the model's weights is checked first: option
+values, the launch (a preset never changes a cell's method, model, task or seed), the
+backbone's positions (from its config file alone) and the data. Bad input raises a
+:class:`~ptuning.errors.SetupError` and nothing is written. Once the cell's identity is
+known, any other exception is stored in a ``failed`` record with its traceback.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
-import subprocess
-import threading
-from datetime import datetime, timezone
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-SCHEMA_VERSION = 1
-#: config sections that do not change a cell's result (excluded from its identity)
-NON_IDENTITY = ("paths", "logger", "redo", "group", "launcher", "hydra", "cell_overrides")
+from ptuning.backbones import FAMILIES, backbone_config, max_positions
+from ptuning.config import CellConfig, Settings, check_config, identity_options
+from ptuning.errors import ConfigError, DataUnavailableError, SetupError
+from ptuning.experiment import Experiment
+from ptuning.methods import METHODS
+from ptuning.records import Cell, Identity, Record, cell_dir, completed_record
+from ptuning.tasks import Task, get_task
+from ptuning.tasks.data import Splits, read_splits
+
+#: the fewest real tokens a cell must leave for its input after a method's added positions
+MIN_INPUT_TOKENS = 8
 
 
-class SetupError(RuntimeError):
-    """Bad input found before training: reported in one line, nothing written."""
+@dataclass
+class Prepared:
+    """A cell checked and placed, before any weights are loaded."""
+
+    settings: Settings
+    task: Task
+    splits: Splits
+    cell: Cell
+    identity: Identity
+    directory: Path
+    max_length: int
 
 
-def apply_cell_overrides(cfg: DictConfig) -> DictConfig:
-    """Apply the config's ``cell_overrides`` rules that match this cell.
+@dataclass
+class Outcome:
+    """What became of a cell: completed, skipped (already completed) or failed."""
 
-    Each rule is ``{when: {method|model|task|seed: value}, set: {dotted.key: value}}``;
-    presets use them for per-cell settings (official hyperparameters per task and
-    backbone, sample caps per task). Later rules win. Unknown keys are an error.
-    """
-    rules = cfg.get("cell_overrides") or []
-    choices = {"method": cfg.method.name, "model": cfg.model.name, "task": cfg.task.name,
-               "seed": cfg.seed}
-    cfg = cfg.copy()
-    OmegaConf.set_struct(cfg, True)
-    for index, rule in enumerate(rules):
-        unknown = set(rule.get("when", {})) - set(choices)
-        if unknown or "set" not in rule:
-            raise ValueError(f"cell_overrides[{index}]: a rule is {{when: {{{', '.join(choices)}}}, "
-                             f"set: {{key: value}}}}; got {OmegaConf.to_container(rule)}")
-        if all(str(choices[k]) == str(v) for k, v in rule.get("when", {}).items()):
-            for key, value in rule.set.items():
-                if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-                    raise ValueError(f"cell_overrides[{index}]: {key} is not an option of this cell")
-                OmegaConf.update(cfg, key, value, merge=False)
-    return cfg
+    cell: Cell
+    status: str
+    directory: Path
+    record: dict[str, Any]
+    error: BaseException | None = None
+
+    def line(self) -> str:
+        primary = self.record["task"]["primary_metric"]
+        value = self.record["metrics"].get(primary)
+        shown = f"{primary}={value:.2f}" if value is not None else \
+            f"error={self.record['error']['type']}: {self.record['error']['message'].splitlines()[0] if self.record['error']['message'] else ''}"
+        return f"[{self.status}] {self.cell.task} {self.cell.model} {self.cell.method} seed={self.cell.seed} {shown} -> {self.directory}"
 
 
-def cell_identity(cfg: DictConfig) -> tuple[dict[str, Any], str]:
-    """The cell (method, model, task, seed) and a hash of every result-relevant option."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    relevant = {k: v for k, v in resolved.items() if k not in NON_IDENTITY}
-    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    cell = {"method": cfg.method.name, "model": cfg.model.name, "task": cfg.task.name, "seed": int(cfg.seed)}
-    return cell, digest
+def check_launch(cfg: DictConfig) -> None:
+    """Under Hydra: the composed method, model and task are the ones the cell was launched
+    with, and a seed other than the default came from the command line or the sweep."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    for axis in ("method", "model", "task"):
+        chosen = hydra.runtime.choices.get(axis)
+        if chosen != cfg[axis].name:
+            raise ConfigError(f"{axis}.name={cfg[axis].name!r}: the cell was launched with {axis}={chosen}; "
+                              "presets and per-cell configs must not change a cell's method, model or task")
+    given = {o.split("=", 1)[0].lstrip("+~") for o in hydra.overrides.task}
+    if "seed" not in given and cfg.seed != CellConfig.seed:
+        raise ConfigError(f"seed={cfg.seed}: set by a config file; seeds come only from the command line "
+                          "or the sweep (seed=S, or hydra.sweeper.params.seed in a preset)")
 
 
-def cell_dir(cfg: DictConfig) -> Path:
-    """Where the cell's result record lives (derived from its identity, not a time)."""
-    cell, digest = cell_identity(cfg)
-    return (Path(cfg.paths.runs_dir) / str(cfg.group) / cell["task"] / cell["model"] / cell["method"]
-            / f"seed{cell['seed']}-{digest}")
+def fit_length(settings: Settings, task: Task, model_config: Any) -> int:
+    """The input length: the task's (or ``data.max_length``), shortened so a method's added
+    positions fit the backbone; :class:`ConfigError` if they leave no room."""
+    wanted = settings.data.max_length or task.max_length
+    limit = max_positions(model_config)
+    if limit is None:
+        return wanted
+    added = settings.method.added_positions(FAMILIES[model_config.model_type].positions)
+    if limit - added < MIN_INPUT_TOKENS:
+        raise ConfigError(
+            f"method.length={getattr(settings.method, 'length', '?')}: model={settings.model.name} embeds "
+            f"{limit} positions and method={settings.method.name} adds {added} before the input; allowed: "
+            f"method.length <= {limit - MIN_INPUT_TOKENS}"
+            + (" (or method.position_offset=false)" if hasattr(settings.method, "position_offset") else ""))
+    if wanted > limit - added:
+        print(f"[note] {task.name}: inputs cut at {limit - added} tokens, not {wanted}: model={settings.model.name} "
+              f"embeds {limit} positions and method={settings.method.name} adds {added}")
+    return min(wanted, limit - added)
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str))
-    tmp.replace(path)
+def prepare(cfg: DictConfig) -> Prepared:
+    """Check a composed cell config, read its data and place it; loads no weights."""
+    settings = check_config(cfg)
+    check_launch(cfg)
+    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+    max_length = fit_length(settings, task, backbone_config(settings.model))
+    splits = read_splits(task, settings.data)
+    if splits.note and settings.data.source.value == "local":
+        print(f"[data] {task.name}: {splits.note}")
+    if not splits.train or not splits.validation:
+        raise DataUnavailableError(f"task={task.name}: empty train ({len(splits.train)} rows) or evaluation "
+                                   f"({len(splits.validation)} rows) split after data.max_*_samples")
+    cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
+    identity = Identity.of(cell, identity_options(settings, task.options()), task.version, splits.fingerprint())
+    directory = cell_dir(cfg.paths.runs_dir, settings.group, cell, identity.variant)
+    return Prepared(settings, task, splits, cell, identity, directory, max_length)
 
 
-def _git_commit() -> str | None:
+def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
+    settings = prepared.settings
+    return Record(
+        group=settings.group, cell=prepared.cell, identity=prepared.identity,
+        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        task=prepared.task.describe(),
+        model={"name": settings.model.name, "display": settings.model.display or settings.model.name,
+               "hf_name": settings.model.hf_name},
+        method=METHODS[settings.method.name].describe(),
+        data={"source": settings.data.source.value, "split_note": prepared.splits.note},
+    )
+
+
+def _failed(record: Record, directory: Path, err: BaseException) -> Outcome:
+    record.fail(err, traceback.format_exception(err))
+    record.save(directory)
+    return Outcome(record.cell, "failed", directory, record.to_dict(), err)
+
+
+def run_cell(cfg: DictConfig) -> Outcome:
+    """Train and evaluate one cell and write its record; a completed cell is skipped unless
+    ``redo=true``. Bad input raises :class:`SetupError` with nothing written; a failure once
+    the cell is placed (a diverging loss, a bug) is returned as a ``failed`` outcome."""
+    prepared = prepare(cfg)
+    directory = prepared.directory
+    done = None if cfg.redo else completed_record(directory)
+    if done is not None:
+        return Outcome(prepared.cell, "skipped", directory, done)
+    record = _new_record(cfg, prepared)
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment() -> dict[str, Any]:
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "git_commit": _git_commit(),
-            "platform": platform.platform()}
-
-
-class PeakMemory:
-    """Peak device memory during a block: CUDA allocator peak, or sampled process RSS on CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.peak, self._stop = device, 0.0, threading.Event()
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            import psutil
-
-            process = psutil.Process()
-
-            def sample() -> None:
-                while not self._stop.is_set():
-                    self.peak = max(self.peak, process.memory_info().rss / 2**20)
-                    self._stop.wait(0.05)
-
-            self._thread = threading.Thread(target=sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
-
-
-def _base_record(cfg: DictConfig) -> dict[str, Any]:
-    cell, digest = cell_identity(cfg)
-    return {
-        "schema_version": SCHEMA_VERSION, "status": "running", "error": None, "group": str(cfg.group),
-        "cell": cell, "identity_hash": digest, "config": OmegaConf.to_container(cfg, resolve=True),
-        "env": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def existing_result(cfg: DictConfig) -> dict[str, Any] | None:
-    """The cell's record if it already completed."""
-    path = cell_dir(cfg) / "result.json"
-    if not path.exists():
-        return None
+        experiment = Experiment.build(prepared.settings, prepared.task, prepared.splits, prepared.max_length)
+    except SetupError:
+        raise
+    except Exception as err:  # a bug while building: recorded with its traceback
+        return _failed(record, directory, err)
+    described = experiment.describe()
+    for key, value in described.items():
+        setattr(record, key, {**getattr(record, key), **value} if isinstance(value, dict) else value)
+    record.save(directory)
+    tracker = experiment.start_tracking(Path(cfg.paths.runs_dir), record.to_dict())
     try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return record if record.get("status") == "completed" else None
-
-
-def run_cell(cfg: DictConfig) -> dict[str, Any]:
-    """Train and evaluate one cell; return (and write) its result record.
-
-    A completed cell is skipped unless ``redo=true``. Bad input raises
-    :class:`SetupError` before anything is written; a failure during training
-    (diverging loss included) is recorded as ``status: failed``.
-    """
-    from ptuning.experiment import Experiment
-
-    try:
-        cfg = apply_cell_overrides(cfg)
-    except ValueError as err:
-        raise SetupError(str(err)) from err
-    if not cfg.redo:
-        done = existing_result(cfg)
-        if done is not None:
-            print(f"[skip] {cell_dir(cfg)} already completed (redo=true to run it again)")
-            return done
-    directory = cell_dir(cfg)
-    experiment = Experiment.prepare(cfg)  # raises SetupError on bad input; writes nothing
-    record = _base_record(cfg)
-    record.update(experiment.describe())
-    write_json_atomic(directory / "result.json", record)
-    tracker = experiment.start_tracking(directory, record)
-    try:
-        record.update(experiment.train_and_evaluate(directory, tracker))
-        record["status"] = "completed"
-    except Exception as err:  # a failed cell must not stop the rest of a multirun
-        record["status"] = "failed"
-        record["error"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        record.setdefault("metrics", {})
+        for key, value in experiment.train_and_evaluate(directory, tracker).items():
+            setattr(record, key, value)
+        record.status = "completed"
+        record.save(directory)
+        return Outcome(prepared.cell, "completed", directory, record.to_dict())
+    except Exception as err:  # a failed cell must not stop the rest of a grid
+        return _failed(record, directory, err)
     finally:
-        write_json_atomic(directory / "result.json", record)
         if tracker is not None:
-            tracker.finish(record)
-    return record
+            tracker.finish(record.to_dict())
+
+

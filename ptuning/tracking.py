@@ -37,10 +37,10 @@ class WandbRun:
         import wandb
 
         self._wandb = wandb
-        mode = resolve_mode(logger_cfg.get("mode", "auto"))
+        mode = resolve_mode(str(getattr(logger_cfg.mode, "value", logger_cfg.mode)))
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            project=logger_cfg.get("project", "ptuning-suite"), entity=logger_cfg.get("entity"),
+            project=logger_cfg.project, entity=logger_cfg.entity,
             group=group, name=name, tags=tags, config=config, dir=str(run_dir), mode=mode,
             reinit="finish_previous", settings=wandb.Settings(init_timeout=90, silent=True),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,37 @@ from ptuning.model import PromptedModel
 from ptuning.tasks import Encoded, Task
 
 PAD_LABEL = -100
+
+
+class PeakMemory:
+    """Peak device memory during a block: CUDA allocator peak, or sampled process RSS on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0.0, threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            import psutil
+
+            process = psutil.Process()
+
+            def sample() -> None:
+                while not self._stop.is_set():
+                    self.peak = max(self.peak, process.memory_info().rss / 2**20)
+                    self._stop.wait(0.05)
+
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
 
 
 class FeatureCollator:

@@ -13,6 +13,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from ptuning.config import ModelConfig  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama"]
@@ -21,15 +23,14 @@ torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared 2-cor
 
 
 def model_cfg(name: str, **overrides):
-    """The ``conf/model/<name>.yaml`` config with overrides applied."""
-    cfg = OmegaConf.load(CONF / "model" / f"{name}.yaml")
-    return OmegaConf.merge(cfg, overrides)
+    """The ``conf/model/<name>.yaml`` config on its schema, with overrides applied."""
+    schema = OmegaConf.structured(ModelConfig)
+    return OmegaConf.merge(schema, OmegaConf.load(CONF / "model" / f"{name}.yaml"), overrides)
 
 
 def method_cfg(name: str, **overrides) -> dict:
-    """The ``conf/method/<name>.yaml`` options as a plain dict."""
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / "method" / f"{name}.yaml"), overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
+    """Options of method ``name`` (its dataclass supplies every default)."""
+    return {"name": name, **overrides}
 
 
 @pytest.fixture(scope="session")

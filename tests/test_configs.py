@@ -1,21 +1,28 @@
-"""Every Hydra config composes, and each names something the code knows: method configs
-build their typed config, task configs name registered tasks, tiny models load."""
+"""Every Hydra config composes and is checked: every option of every group, every cell of
+every preset (per-cell files included), and the paper presets' P-Tuning v2 cells carry the
+official scripts' hyperparameters."""
 
 from __future__ import annotations
 
-import dataclasses
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-import torch
-from conftest import CONF, TINY_MODELS
+import yaml
+from conftest import CONF, ROOT, TINY_MODELS
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ptuning.backbones import FAMILIES, load_backbone
-from ptuning.experiment import configure_task
+from ptuning.config import CellConfig, check_config
 from ptuning.methods import METHODS
-from ptuning.runner import apply_cell_overrides
 from ptuning.tasks import TASKS
+
+PRESETS = sorted(p.stem for p in (CONF / "preset").glob("*.yaml"))
+REFERENCE = Path(os.environ.get("PTUNING_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
 
 
 def _names(group: str) -> list[str]:
@@ -27,51 +34,61 @@ def _compose(overrides: list[str], hydra: bool = False):
         return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
-def test_groups_are_not_empty():
+def _preset_overrides(preset: str) -> list[str]:
+    return [f"preset={preset}"] + (["data.root=/data"] if preset == "mini" else [])
+
+
+def _sweep(preset: str) -> dict[str, list[str]]:
+    """The preset's grid axes (comma lists, or ``glob(*)`` = every config of the group)."""
+    params = _compose(_preset_overrides(preset), hydra=True).hydra.sweeper.params
+    axes = {}
+    for axis in ("method", "model", "task"):
+        value = str(params[axis]).strip()
+        axes[axis] = _names(axis) if value == "glob(*)" else [v.strip() for v in value.split(",")]
+    return axes
+
+
+def _cells(preset: str) -> list[tuple[str, str, str]]:
+    axes = _sweep(preset)
+    return [(m, x, t) for m in axes["method"] for x in axes["model"] for t in axes["task"]]
+
+
+# ---------------------------------------------------------------- groups
+
+
+def test_method_and_task_configs_are_the_registries():
+    """One conf file per registered method and task (the registries are discovered)."""
     assert _names("method") == sorted(METHODS)
     assert _names("task") == sorted(TASKS)
     assert set(TINY_MODELS) <= set(_names("model"))
     assert {"none", "wandb"} <= set(_names("logger"))
     assert {"basic", "joblib", "slurm"} <= set(_names("launcher"))
-    assert "default" in _names("preset")
-
-
-def test_default_config():
-    cfg = _compose([])
-    assert (cfg.method.name, cfg.model.name, cfg.task.name, cfg.logger.name) == (
-        "ptuning_v2", "minilm_l6", "rte", "none")
-    assert cfg.data.source == "hub" and cfg.redo is False and cfg.seed == 0
 
 
 @pytest.mark.parametrize("name", _names("method"))
-def test_method_config(name):
+def test_method_config_has_one_source_of_defaults(name):
+    """The YAML only selects the method's schema: every default comes from its dataclass."""
+    assert set(yaml.safe_load((CONF / "method" / f"{name}.yaml").read_text())) == {"defaults"}
     cfg = _compose([f"method={name}"])
-    assert cfg.method.name == name
-    values = OmegaConf.to_container(cfg.method, resolve=True)
-    cls = METHODS[name].config_class
-    typed = cls.from_mapping(values)
-    assert isinstance(typed, cls)
-    assert dataclasses.asdict(typed) == {**dataclasses.asdict(cls()), **values}
-    assert set(values) == {f.name for f in dataclasses.fields(cls)}  # yaml lists every option
-    assert isinstance(typed.lr, float) and 0 < typed.lr < 1
+    assert OmegaConf.get_type(cfg.method) is METHODS[name].config_class
+    settings = check_config(cfg)
+    assert settings.method == METHODS[name].config_class()
+    assert 0 < settings.method.lr < 1
 
 
 @pytest.mark.parametrize("name", _names("model"))
 def test_model_config(name):
     cfg = _compose([f"model={name}"])
-    model = cfg.model
-    assert model.name == name
-    assert model.source in ("hub", "package", "tiny")
-    assert model.get("attention", "sdpa") in ("sdpa", "eager")
-    if model.source == "hub":
-        assert model.hf_name and "/" in model.hf_name or "-" in model.hf_name
-    if model.source == "tiny":
-        family = model.tiny_config.model_type
-        assert family in FAMILIES
+    assert cfg.model.name == name and cfg.model.display
+    check_config(cfg)
+    if cfg.model.source == "tiny":
+        assert cfg.model.tiny_config.model_type in FAMILIES
 
 
 @pytest.mark.parametrize("name", TINY_MODELS)
 def test_tiny_model_loads(name):
+    import torch
+
     cfg = _compose([f"model={name}"])
     backbone = load_backbone(cfg.model)
     tiny = cfg.model.tiny_config
@@ -88,27 +105,15 @@ def test_tiny_model_loads(name):
 @pytest.mark.parametrize("name", _names("task"))
 def test_task_config(name):
     cfg = _compose([f"task={name}"])
-    assert cfg.task.name == name and name in TASKS
-    assert int(cfg.task.max_length) >= 64
-    task = configure_task(cfg)  # extra options (WiC template) are task attributes
-    for key, value in cfg.task.items():
-        if key not in ("name", "max_length"):
-            assert getattr(task, key) == value
-
-
-def test_unknown_task_option_is_rejected():
-    cfg = _compose(["task=rte", "+task.template=2"])
-    with pytest.raises(ValueError, match="task=rte: unknown option task.template"):
-        configure_task(cfg)
-    assert configure_task(_compose(["task=wic", "task.template=2"])).template == 2
+    assert cfg.task.name == name
+    check_config(cfg)
 
 
 @pytest.mark.parametrize("name", _names("logger"))
 def test_logger_config(name):
     cfg = _compose([f"logger={name}"])
-    assert cfg.logger.name == name
-    if name == "wandb":
-        assert cfg.logger.mode in ("auto", "online", "offline", "disabled")
+    settings = check_config(cfg)
+    assert settings.logger.name.value == name  # the file selects the logger it is named after
 
 
 @pytest.mark.parametrize("name", _names("launcher"))
@@ -116,27 +121,94 @@ def test_launcher_config(name):
     cfg = _compose([f"+launcher={name}"], hydra=True)
     target = cfg.hydra.launcher._target_
     expected = {"basic": "BasicLauncher", "joblib": "JoblibLauncher", "slurm": "SlurmLauncher"}
-    assert target.endswith(expected.get(name, "Launcher"))
-    if name == "joblib":
-        assert cfg.hydra.launcher.n_jobs == 2
+    assert target.endswith(expected[name])
 
 
-@pytest.mark.parametrize("name", _names("preset"))
-def test_preset_config(name):
-    overrides = [f"+preset={name}"]
-    if name == "mini":
-        overrides.append("data.root=/data")  # the preset requires it (???)
-    cfg = _compose(overrides, hydra=True)
-    assert cfg.group == name
-    params = cfg.hydra.sweeper.params
-    for group in ("method", "model", "task"):
-        for value in str(params[group]).split(","):
-            assert value.strip() in _names(group), (group, value)
-    assert sorted(str(params.method).split(",")) == sorted(METHODS)
-    # every per-cell rule applies to a cell it matches and sets what it says
-    for index, rule in enumerate(cfg.get("cell_overrides") or []):
-        assert set(rule.when) <= {"method", "model", "task", "seed"}
-        cell = [f"{k}={v}" for k, v in rule.when.items()]
-        matched = apply_cell_overrides(_compose([*overrides, *cell]))
-        for key, value in rule.set.items():
-            assert OmegaConf.select(matched, key) == value, (index, key)
+# ---------------------------------------------------------------- presets and per-cell files
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_cell_of_every_preset_composes_and_checks(preset):
+    """A typo in a preset or a per-cell file fails here, not on a cluster node."""
+    cells = _cells(preset)
+    assert cells
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for method, model, task in cells:
+            cfg = compose(config_name="config", overrides=[
+                *_preset_overrides(preset), f"method={method}", f"model={model}", f"task={task}"])
+            settings = check_config(cfg)
+            # a preset never changes what a cell was launched with, nor its seed
+            assert (cfg.method.name, cfg.model.name, cfg.task.name) == (method, model, task)
+            assert settings.seed == CellConfig.seed and settings.group == preset
+
+
+def test_every_per_cell_file_applies_to_a_preset_cell():
+    """An optional per-cell file whose path names no preset cell would silently never apply."""
+    grids = {preset: _sweep(preset) for preset in PRESETS}
+    files = sorted((CONF / "hparams").rglob("*.yaml"))
+    assert files
+    for path in files:
+        level, preset, *rest = path.relative_to(CONF / "hparams").with_suffix("").parts
+        assert preset in grids, path
+        axes = grids[preset]
+        if level == "cell":
+            method, model, task = rest
+            assert method in axes["method"] and model in axes["model"] and task in axes["task"], path
+        else:
+            assert level in ("method", "task") and rest[0] in axes[level], path
+        content = yaml.safe_load(path.read_text()) or {}
+        assert not {"seed", "group"} & set(content), f"{path} sets a cell's seed or group"
+
+
+def _official_rows() -> list[dict[str, str]]:
+    path = REFERENCE / "ptv2_official_hparams.csv"
+    if not path.exists():
+        pytest.skip(f"{path} absent (set PTUNING_REFERENCE_DIR)")
+    with path.open(newline="") as handle:
+        return [r for r in csv.DictReader(handle)
+                if r["method"].startswith("P-Tuning v2") and "SEARCH" not in r["method"]]
+
+
+HF_MODEL = {"bert-large-cased": "bert_large", "bert-large-uncased": "bert_large_uncased",
+            "roberta-large": "roberta_large"}
+TASK = {"conll2004": "conll04"}
+
+
+def test_paper_presets_carry_the_official_hyperparameters():
+    """Each official P-Tuning v2 script of a task the suite has is a preset cell whose composed
+    config has the script's prefix length, lr, epochs, batch size, dropout and projection."""
+    presets = {"superglue": "ptv2_superglue", "ner": "ptv2_ner", "qa": "ptv2_qa"}
+    checked = 0
+    for row in _official_rows():
+        family, task = row["task"].split("/")
+        task = TASK.get(task, task)
+        if family not in presets or task not in TASKS:
+            continue
+        preset, model = presets[family], HF_MODEL[row["model"]]
+        cfg = _compose([f"preset={preset}", "method=ptuning_v2", f"model={model}", f"task={task}"])
+        settings = check_config(cfg)
+        where = f"{preset}/{model}/{task} ({row['other'].split(' |')[0]})"
+        assert settings.method.length == int(row["pre_seq_len"]), where
+        assert settings.lr == pytest.approx(float(row["lr"])), where
+        assert settings.train.epochs == int(row["epochs"]), where
+        assert settings.train.batch_size == int(row["batch_size"]), where
+        assert settings.method.dropout == pytest.approx(float(row["hidden_dropout"])), where
+        assert (settings.method.hidden_size is not None) == (row["prefix_projection"] == "yes"), where
+        cell_file = CONF / "hparams" / "cell" / preset / "ptuning_v2" / model / f"{task}.yaml"
+        assert f"seed={row['seed']}" in cell_file.read_text(), f"{cell_file} does not name seed {row['seed']}"
+        checked += 1
+    assert checked >= 17
+
+
+def test_cfg_job_shows_the_official_cell():
+    """``--cfg job`` prints the config that runs: the per-cell file is in it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "preset=ptv2_superglue", "method=ptuning_v2",
+         "model=bert_large", "task=wic", "--cfg", "job"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    shown = yaml.safe_load(out.stdout)
+    assert shown["method"] == {"name": "ptuning_v2", "lr": 0.01, "length": 20, "hidden_size": 512,
+                               "dropout": 0.1, "position_offset": True}
+    assert (shown["train"]["lr"], shown["train"]["epochs"], shown["train"]["batch_size"]) == (1e-4, 80, 16)
+    assert shown["task"]["template"] == 1 and shown["seed"] == 0 and shown["logger"]["name"] == "wandb"

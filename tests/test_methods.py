@@ -1,5 +1,5 @@
-"""The five methods: parameter counts against closed forms, what trains and what stays
-frozen, option validation, P-Tuning v1 templates and the small artefact."""
+"""Every method: parameter counts against closed forms, what trains and what stays frozen,
+option validation, P-Tuning v1 templates and the small artefact."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from omegaconf import OmegaConf
 from safetensors import safe_open
 
 from ptuning.backbones import load_backbone
-from ptuning.methods import METHODS, build_method
+from ptuning.errors import ConfigError
+from ptuning.methods import METHODS, build_method, method_config
 from ptuning.model import PromptedModel, insert_prompt
 from ptuning.tasks import get_task
 from ptuning.tasks.synthetic import synthetic_rows
 from ptuning.training import FeatureCollator
 
-METHOD_NAMES = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
-PEFT_METHODS = METHOD_NAMES[1:]
+METHOD_NAMES = sorted(METHODS)
+PEFT_METHODS = [m for m in METHOD_NAMES if m != "finetune"]
 NUM_LABELS = 3
+#: options that make each method small for the tests
+SMALL = {"finetune": {}, "lora": {"r": 2}, "prefix_tuning": {"length": 4, "hidden_size": 24}}
 
 
 def _dims(model_name: str) -> tuple[int, int, int]:
@@ -31,6 +34,10 @@ def _dims(model_name: str) -> tuple[int, int, int]:
     heads = tiny.get("num_attention_heads") or tiny["n_head"]
     kv_heads = tiny.get("num_key_value_heads") or heads
     return d, layers, kv_heads * (d // heads)
+
+
+def _small(method: str) -> dict:
+    return SMALL.get(method, {"length": 4})
 
 
 def test_tiny_llama_has_grouped_query_attention():
@@ -57,12 +64,21 @@ def _model(model_name: str, method: str, head: str = "classification", num_label
 
 # ---------------------------------------------------------------- parameter counts
 
+#: (input, output) widths of the projections LoRA adapts by default, per family, in terms of
+#: (d, d_kv): query and value (GPT-2: the fused q/k/v projection)
+LORA_SHAPES = {"tiny_bert": lambda d, kv: [(d, d), (d, d)], "tiny_roberta": lambda d, kv: [(d, d), (d, d)],
+               "tiny_deberta_v2": lambda d, kv: [(d, d), (d, d)], "tiny_gpt2": lambda d, kv: [(d, 3 * d)],
+               "tiny_llama": lambda d, kv: [(d, d), (d, kv)]}
+
+
 def _closed_form(method: str, model_name: str, options: dict) -> int:
     d, n, dkv = _dims(model_name)
-    cfg = {**method_cfg(method), **options}
+    cfg = dataclasses.asdict(method_config(method_cfg(method, **options)))
     length = cfg.get("length")
     if method == "finetune":
         return 0
+    if method == "lora":  # r * (in + out) per adapted projection per layer
+        return n * sum(cfg["r"] * (i + o) for i, o in LORA_SHAPES[model_name](d, dkv))
     if method == "prompt_tuning":
         return length * d
     if method in ("prefix_tuning", "ptuning_v2") and cfg["hidden_size"]:
@@ -90,6 +106,8 @@ CASES = [
     ("ptuning_v2", {}),
     ("ptuning_v2", {"length": 5}),
     ("ptuning_v2", {"length": 5, "hidden_size": 24}),  # the reparameterised variant
+    ("lora", {}),
+    ("lora", {"r": 3}),
 ]
 
 
@@ -119,6 +137,7 @@ def test_closed_form_numbers_tiny_llama():
         "ptuning_v1": 8 * 32 + 16 * 16 * (32 + 16 + 2) + (32 * 32 + 32 + 32 * 32 + 32),
         "prefix_tuning": 16 * 32 + 32 * 512 + 512 + 512 * 2 * 2 * 16 + 2 * 2 * 16,
         "ptuning_v2": 16 * 2 * 2 * 16,
+        "lora": 2 * (8 * (32 + 32) + 8 * (32 + 16)),  # r=8: q (32->32) and v (32->16) per layer
         "finetune": 0,
     }
     for method, value in expected.items():
@@ -129,28 +148,27 @@ def test_closed_form_numbers_tiny_llama():
 
 def _train(model: PromptedModel, batch: dict[str, torch.Tensor], steps: int = 3):
     """``steps`` AdamW steps (lr 1e-2, no decay) on the trainable parameters; returns the
-    gradients of the first step."""
+    absolute gradients summed over the steps (LoRA's A gets none while B is still zero)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.0)
     model.train()
-    first = None
+    grads: dict[str, torch.Tensor] = {}
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss = model(**batch)["loss"]
         assert torch.isfinite(loss)
         loss.backward()
-        if first is None:
-            first = {n: p.grad.detach().clone() for n, p in model.named_parameters()
-                     if p.grad is not None}
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                grads[n] = grads.get(n, 0) + p.grad.detach().abs()
         optimizer.step()
-    return first
+    return grads
 
 
 @pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_llama"])
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_only_method_and_head_train(model_name, method):
-    options = {"length": 4} if method != "finetune" else {}
-    model = _model(model_name, method, **options)
+    model = _model(model_name, method, **_small(method))
     batch = _batch(model.info)
     assert (batch["attention_mask"] == 0).any()  # padding in the batch
     frozen = method != "finetune"
@@ -185,38 +203,42 @@ def test_only_method_and_head_train(model_name, method):
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_unknown_option_names_it_and_lists_valid(method):
     backbone = load_backbone(model_cfg("tiny_bert"))
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ConfigError) as err:
         build_method(method_cfg(method, lenght=3), backbone)
     message = str(err.value)
-    assert "lenght" in message and f"method={method}" in message
-    valid = message.split("valid options:")[1]
+    assert message.startswith(f"method={method}: method.lenght: not an option; options: ")
+    valid = message.split("options:")[1]
     fields = [f.name for f in dataclasses.fields(METHODS[method].config_class)]
     assert sorted(o.strip() for o in valid.split(",")) == sorted(fields)
 
 
 def test_unknown_method_lists_valid_ones():
     backbone = load_backbone(model_cfg("tiny_bert"))
-    with pytest.raises(ValueError, match="unknown method 'lora'") as err:
-        build_method({"name": "lora"}, backbone)
+    with pytest.raises(ConfigError, match="method='lorax': unknown method") as err:
+        build_method({"name": "lorax"}, backbone)
     listed = str(err.value).split("valid methods:")[1]
-    assert sorted(m.strip() for m in listed.split(",")) == sorted(METHOD_NAMES)
-    assert sorted(METHODS) == sorted(METHOD_NAMES)
+    assert sorted(m.strip() for m in listed.split(",")) == sorted(METHODS)
 
 
 @pytest.mark.parametrize(
     ("method", "options", "pattern"),
     [
-        ("prompt_tuning", {"init": "zeros"}, "method.init='zeros'; valid: vocab, random"),
-        ("prompt_tuning", {"length": 0}, "method.length must be >= 1"),
-        ("ptuning_v1", {"encoder": "gru"}, "method.encoder='gru'; valid: lstm, mlp"),
-        ("ptuning_v2", {"length": 0}, "method.length must be >= 1"),
-        ("prefix_tuning", {"length": -2}, "method.length must be >= 1"),
+        ("prompt_tuning", {"init": "zeros"}, "method.init: Invalid value 'zeros', expected one of [vocab, random]"),
+        ("prompt_tuning", {"length": 0}, "method.length=0: allowed: an integer >= 1"),
+        ("prompt_tuning", {"length": "x"}, "method.length: Value 'x' of type 'str' could not be converted to Integer"),
+        ("ptuning_v1", {"encoder": "gru"}, "method.encoder: Invalid value 'gru', expected one of [lstm, mlp]"),
+        ("ptuning_v2", {"length": 0}, "method.length=0: allowed: an integer >= 1"),
+        ("ptuning_v2", {"dropout": 1.5}, "method.dropout=1.5: allowed: null (the backbone's hidden dropout) or 0 <= p < 1"),
+        ("prefix_tuning", {"length": -2}, "method.length=-2: allowed: an integer >= 1"),
+        ("lora", {"r": 0}, "method.r=0: allowed: an integer >= 1"),
+        ("lora", {"target_modules": []}, "method.target_modules=[]: allowed: null (query and value projections) or a non-empty list"),
     ],
 )
 def test_bad_option_values(method, options, pattern):
     backbone = load_backbone(model_cfg("tiny_bert"))
-    with pytest.raises(ValueError, match=pattern.replace(".", r"\.")):
+    with pytest.raises(ConfigError) as err:
         build_method(method_cfg(method, **options), backbone)
+    assert str(err.value).endswith(pattern)
 
 
 # ---------------------------------------------------------------- P-Tuning v1 templates
@@ -259,7 +281,7 @@ def test_template_places_tokens_at_segment_anchors():
 @pytest.mark.parametrize("template", [[1, 1, 1], [4, 0, 1], [2, 2], [5, -1, 0]])
 def test_bad_template_raises(template):
     backbone = load_backbone(model_cfg("tiny_bert"))
-    with pytest.raises(ValueError, match=r"method\.template=.*summing to method\.length=4"):
+    with pytest.raises(ConfigError, match=r"method\.template=.*summing to method\.length=4"):
         build_method(method_cfg("ptuning_v1", length=4, template=template), backbone)
 
 
@@ -274,7 +296,7 @@ def test_template_without_anchors_raises():
 
 @pytest.mark.parametrize("method", PEFT_METHODS)
 def test_artefact_round_trip(method, tmp_path):
-    options = {"length": 4, **({"hidden_size": 24} if method == "prefix_tuning" else {})}
+    options = _small(method)
     trained = _model("tiny_bert", method, seed=0, **options)
     batch = _batch(trained.info)
     _train(trained, batch, steps=2)

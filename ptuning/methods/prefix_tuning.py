@@ -1,7 +1,7 @@
 """Prefix tuning (Li & Liang 2021): per-layer key/value prefixes produced by an MLP
 reparameterisation of L embeddings.
 
-The same deep prefix as P-Tuning v2 (see ``ptuning_v2.py``) with Li & Liang's defaults:
+The same deep prefix as P-Tuning v2 (see ``ptuning_v2.py``) with the reparameterisation on:
 Embedding(L, d) -> Linear(d, h) -> Tanh -> Linear(h, 2*n*d), h = 512.
 """
 
@@ -16,9 +16,10 @@ from ptuning.methods.ptuning_v2 import PTuningV2, PTuningV2Config
 @dataclass
 class PrefixTuningConfig(PTuningV2Config):
     name: str = "prefix_tuning"
+    lr: float = 3.0e-3
     length: int = 16
-    #: MLP hidden size h (official --prefix_hidden_size default 512); null or 0 disables
-    #: the reparameterisation
+    #: MLP hidden size h (official --prefix_hidden_size default 512); null disables the
+    #: reparameterisation
     hidden_size: int | None = 512
 
 
@@ -27,3 +28,4 @@ class PrefixTuning(PTuningV2):
     """Deep prompts through the MLP reparameterisation (on by default)."""
 
     config_class = PrefixTuningConfig
+    display_name = "Prefix tuning (Li & Liang)"

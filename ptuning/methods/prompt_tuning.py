@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ptuning.backbones import Backbone
+from ptuning.errors import require
 from ptuning.methods import register
 from ptuning.methods.base import Method, MethodConfig, PromptOutput, prompt_slots
 
-INITS = ("vocab", "random")
+
+class PromptInit(str, enum.Enum):
+    vocab = "vocab"  # embeddings of random vocabulary tokens (Lester's best)
+    random = "random"  # N(0, std of the embedding table)
 
 
 @dataclass
 class PromptTuningConfig(MethodConfig):
     name: str = "prompt_tuning"
+    lr: float = 1.0e-2
     length: int = 20
-    #: "vocab": copy embeddings of random vocabulary tokens (Lester's best); "random": N(0, std of the embeddings)
-    init: str = "vocab"
+    init: PromptInit = PromptInit.vocab
+
+    def check(self) -> None:
+        require(self.length >= 1, "method.length", self.length, "an integer >= 1")
+
+    def added_positions(self, positions: str) -> int:
+        return self.length
 
 
 @register("prompt_tuning")
@@ -28,15 +39,12 @@ class PromptTuning(Method):
     double embedding lookup)."""
 
     config_class = PromptTuningConfig
+    display_name = "Prompt tuning (Lester)"
 
     def __init__(self, config: PromptTuningConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)
-        if config.init not in INITS:
-            raise ValueError(f"method.init={config.init!r}; valid: {', '.join(INITS)}")
-        if config.length < 1:
-            raise ValueError(f"method.length must be >= 1, got {config.length}")
         table = backbone.model.get_input_embeddings().weight.detach()
-        if config.init == "vocab":
+        if config.init is PromptInit.vocab:
             special = set(backbone.tokenizer.all_special_ids)
             candidates = torch.tensor([i for i in range(min(table.shape[0], 5000)) if i not in special])
             ids = candidates[torch.randperm(len(candidates))[: config.length]]
@@ -44,9 +52,6 @@ class PromptTuning(Method):
         else:
             init = torch.randn(config.length, table.shape[1]) * table.std()
         self.prompt = nn.Parameter(init)
-
-    def added_positions(self) -> int:
-        return self.config.length
 
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         prompt = self.prompt.unsqueeze(0).expand(batch_size, -1, -1)

@@ -8,14 +8,19 @@ from dataclasses import dataclass
 import torch
 
 from ptuning.backbones import Backbone
+from ptuning.errors import require
 from ptuning.methods import register
 from ptuning.methods.base import Method, MethodConfig, PromptOutput
 from ptuning.methods.prefix_encoder import PrefixEncoder
+
+#: position-id styles whose real tokens the official code shifted by the prefix length
+SHIFTED_POSITIONS = ("absolute", "roberta")
 
 
 @dataclass
 class PTuningV2Config(MethodConfig):
     name: str = "ptuning_v2"
+    lr: float = 1.0e-2
     length: int = 16
     #: reparameterisation MLP hidden size (official --prefix_projection with
     #: --prefix_hidden_size); null: no reparameterisation
@@ -26,21 +31,32 @@ class PTuningV2Config(MethodConfig):
     #: did through past_key_values (absolute-position families only)
     position_offset: bool = True
 
+    def check(self) -> None:
+        require(self.length >= 1, "method.length", self.length, "an integer >= 1")
+        require(self.hidden_size is None or self.hidden_size >= 1, "method.hidden_size",
+                self.hidden_size, "null (no reparameterisation) or an integer >= 1")
+        require(self.dropout is None or 0 <= self.dropout < 1, "method.dropout", self.dropout,
+                "null (the backbone's hidden dropout) or 0 <= p < 1")
+
+    def added_positions(self, positions: str) -> int:
+        return self.length if self.position_offset and positions in SHIFTED_POSITIONS else 0
+
 
 @register("ptuning_v2")
 class PTuningV2(Method):
     """Deep prompts: ``length`` key/value vectors per layer."""
 
     config_class = PTuningV2Config
+    display_name = "P-Tuning v2"
 
     def __init__(self, config: PTuningV2Config, backbone: Backbone) -> None:
         super().__init__(config, backbone)
         dropout = backbone.hidden_dropout if config.dropout is None else config.dropout
         self.prefix = PrefixEncoder(backbone, config.length, config.hidden_size, dropout)
-        self.shifts_positions = config.position_offset
 
-    def added_positions(self) -> int:
-        return self.config.length if self.shifts_positions else 0
+    @property
+    def shifts_positions(self) -> bool:
+        return self.config.position_offset
 
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         return PromptOutput(deep_prompt=self.prefix(batch_size))

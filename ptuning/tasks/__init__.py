@@ -1,21 +1,28 @@
-"""Tasks: versioned definitions of data, preprocessing and scoring.
+"""Tasks: one versioned definition per task, discovered like methods.
 
-A task is a :class:`Task` subclass registered under its config name. It declares its
-family (which head it uses), its metrics and primary metric, a ``version`` written into
-every result record (bump it whenever preprocessing or scoring changes), where its data
-lives (hub dataset, local files) and how to encode rows into model features and score
-predictions. Family code lives in ``superglue.py``, ``ner.py`` and ``qa.py``.
+A task is one module under its family's package (``superglue/``, ``ner/``, ``qa/``) holding
+one :class:`Task` subclass decorated with :func:`register`. The class owns every fact about
+the task: its family and display name, labels, canonical row schema (the Hugging Face hub
+schema), where its data lives and how to read it, its synthetic generator, preprocessing,
+metrics, the split tables report, and a ``version`` written into every record (bump it
+whenever preprocessing or scoring changes). Add a task with one module and one
+``conf/task/<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
+
+from ptuning.errors import ConfigError, require
+from ptuning.tasks.synthetic import balanced_labels, stable_seed
 
 Row = dict[str, Any]
 
@@ -30,33 +37,92 @@ class Encoded:
 
 
 class Task:
-    """One benchmark task: data locations, preprocessing and metrics."""
+    """One benchmark task: data, preprocessing and metrics."""
 
     name: ClassVar[str]
-    family: ClassVar[str]  # superglue | ner | qa
-    head: ClassVar[str]  # key of ptuning.heads.HEADS
+    #: how tables and figures name the task
+    display_name: ClassVar[str]
+    #: SuperGLUE | NER | QA (tables group tasks by family)
+    family: ClassVar[str]
+    #: key of ptuning.heads.HEADS
+    head: ClassVar[str]
     version: ClassVar[int]
     metrics: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
     label_names: ClassVar[tuple[str, ...]] = ()
+    #: keys of a canonical row (the hub dataset's columns)
+    row_keys: ClassVar[frozenset[str]]
+    #: maximum input length in tokens (``task.max_length`` overrides it)
+    max_length: int = 128
+    #: input templates the task offers (``task.template`` picks one); empty: none
+    templates: ClassVar[tuple[int, ...]] = ()
+    template: int | None = None
     hub_path: ClassVar[str]
     hub_config: ClassVar[str | None] = None
-    #: split -> file path relative to ``data.root``; ``validation`` is scored
+    #: split -> file path relative to ``data.root``
     local_files: ClassVar[dict[str, str]] = {}
-    #: rows sharing this key stay together when capping or splitting (questions, queries)
+    #: the split tables report: ``validation``, or ``test`` (scored at the checkpoint chosen
+    #: on validation) when the task has one
+    reported_split: ClassVar[str] = "validation"
+    #: rows sharing this key stay together when capping or splitting (questions, articles)
     group_key: ClassVar[Callable[[Row], Any] | None] = None
+    #: the rule every synthetic row follows (so a model can learn it)
+    synthetic_rule: ClassVar[str] = ""
+    #: synthetic labels are balanced over this many classes (1: the row decides)
+    synthetic_classes: ClassVar[int] = 1
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    def configure(self, max_length: int | None, template: int | None) -> Task:
+        """Apply the ``task.*`` options of a config."""
+        if max_length is not None:
+            require(max_length >= 8, "task.max_length", max_length, "an integer >= 8")
+            self.max_length = max_length
+        if template is not None:
+            if not self.templates:
+                raise ConfigError(f"task.template={template}: task {self.name} has no templates")
+            require(template in self.templates, "task.template", template,
+                    f"one of {', '.join(map(str, self.templates))} for {self.name}")
+            self.template = template
+        return self
+
+    def options(self) -> dict[str, tuple[Any, Any]]:
+        """Option -> (value in use, the task's default), for the cell's identity."""
+        cls = type(self)
+        return {"max_length": (self.max_length, cls.max_length), "template": (self.template, cls.template)}
+
+    def describe(self) -> dict[str, Any]:
+        """The record's ``task`` block."""
+        return {"name": self.name, "display": self.display_name, "family": self.family,
+                "version": self.version, "metrics": list(self.metrics),
+                "primary_metric": self.primary_metric, "reported_split": self.reported_split}
+
+    # --- data -----------------------------------------------------------------------------
+
     def read_local(self, path: str) -> list[Row]:
-        """Rows of one local file in the canonical (hub) schema."""
+        """Rows of one local file in the canonical schema."""
         raise NotImplementedError
 
     def from_hub(self, rows: Sequence[Row], features: Any) -> list[Row]:
         """Canonical rows from a hub split (identity unless the hub schema differs)."""
         return [dict(r) for r in rows]
+
+    def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
+        """One synthetic row following :attr:`synthetic_rule` (``label`` is balanced)."""
+        raise NotImplementedError
+
+    def synthetic_rows(self, split: str, n: int, seed: int = 0) -> list[Row]:
+        """``n`` deterministic synthetic rows; the rows for ``n`` prefix those for more."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        rng = random.Random(stable_seed("synthetic", self.name, split, seed))
+        labels = balanced_labels(random.Random(stable_seed("labels", self.name, split, seed)),
+                                 self.synthetic_classes)
+        return [self.synthetic_row(rng, i, next(labels)) for i in range(n)]
+
+    # --- model ----------------------------------------------------------------------------
 
     def encode(self, rows: list[Row], tokenizer: PreTrainedTokenizerBase, max_length: int,
                train: bool) -> Encoded:
@@ -80,11 +146,11 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 def get_task(name: str) -> Task:
-    """The task registered as ``name``; an unknown name lists the valid ones."""
+    """A fresh instance of the task registered as ``name``; an unknown name lists the valid ones."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+        raise ConfigError(f"task={name!r}: unknown task; valid tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]()
 
 
-for _family in ("superglue", "ner", "qa"):
-    importlib.import_module(f"{__name__}.{_family}")
+for _module in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+    importlib.import_module(_module.name)

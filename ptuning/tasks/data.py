@@ -1,9 +1,10 @@
-"""Loading a task's splits from the hub, local files or the synthetic generator.
+"""A task's rows for one cell: from the hub, local files or the synthetic generator, capped.
 
-All three sources yield the same canonical rows, so everything downstream has one
-code path. Where a local folder lacks a train split (BoolQ, ReCoRD dev only, SQuAD
-dev only) the evaluation file is split deterministically into train and eval parts
-(by question/article group when the task has one), and the record says so.
+All three sources yield the same canonical rows, so everything downstream has one code
+path. A local folder without a train file is an error unless ``data.train_from_eval`` asks
+for the evaluation file to be split deterministically (by question/article group when the
+task has one); the split is printed and recorded. :func:`data_fingerprint` hashes the rows
+a cell actually uses (part of its identity, instead of the folder they came from).
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ptuning.config import DataConfig, DataSource
+from ptuning.errors import DataUnavailableError
+from ptuning.records import fingerprint
 from ptuning.tasks import Row, Task
-from ptuning.tasks.synthetic import synthetic_rows
-
-SOURCES = ("hub", "local", "synthetic")
-
-
-class DataUnavailableError(RuntimeError):
-    """A data source cannot provide the task (hub unreachable, files missing)."""
 
 
 @dataclass
@@ -33,26 +30,32 @@ class Splits:
     test: list[Row]
     note: str | None = None
 
+    def fingerprint(self) -> str:
+        """sha256 of the rows of every split (what the cell trains and is scored on)."""
+        return fingerprint({"train": self.train, "validation": self.validation, "test": self.test})
+
 
 def _stable_fraction(key: Any) -> float:
     digest = hashlib.sha256(repr(key).encode()).hexdigest()
     return int(digest[:8], 16) / 0xFFFFFFFF
 
 
+def _group(task: Task, row: Row) -> Any:
+    return task.group_key(row) if task.group_key else row.get("idx", row.get("id"))
+
+
 def split_rows(rows: list[Row], task: Task, train_fraction: float) -> tuple[list[Row], list[Row]]:
     """Deterministic train/eval split; rows of one group (question, article) stay together."""
-    key = task.group_key or (lambda row: row.get("idx", row.get("id")))
     train, held_out = [], []
     for row in rows:
-        (train if _stable_fraction(key(row)) < train_fraction else held_out).append(row)
+        (train if _stable_fraction(_group(task, row)) < train_fraction else held_out).append(row)
     return train, held_out
 
 
 def fixed_order(rows: list[Row], task: Task) -> list[Row]:
     """A seed-independent shuffle (groups kept together), so that every method and seed
     capped with :func:`cap_rows` trains on the same subset."""
-    key = task.group_key or (lambda row: row.get("idx", row.get("id")))
-    order = sorted(range(len(rows)), key=lambda i: (_stable_fraction(("cap", key(rows[i]))), i))
+    order = sorted(range(len(rows)), key=lambda i: (_stable_fraction(("cap", _group(task, rows[i]))), i))
     return [rows[i] for i in order]
 
 
@@ -91,39 +94,17 @@ def _load_hub(task: Task, split: str) -> list[Row]:
     return task.from_hub(list(data), data.features)
 
 
-def _local_path(task: Task, root: str | None, split: str) -> Path | None:
-    if root is None:
-        raise DataUnavailableError(
-            f"task={task.name}: data.source=local needs data.root (a folder laid out like "
-            "superglue/<Task>/, conll2003/, conll04/, squad/)"
-        )
-    relative = task.local_files.get(split)
-    if relative is None:
-        return None
-    path = Path(root) / relative
-    return path if path.exists() else None
+def _local_files(task: Task, root: str) -> dict[str, Path | None]:
+    paths: dict[str, Path | None] = {}
+    for split in ("train", "validation", "test"):
+        relative = task.local_files.get(split)
+        paths[split] = Path(root) / relative if relative and (Path(root) / relative).exists() else None
+    return paths
 
 
-def load_splits(task: Task, source: str, root: str | None = None, synthetic_sizes: dict | None = None,
-                eval_fraction: float = 0.5) -> Splits:
-    """Train / validation / test rows of ``task`` from ``source`` (hub, local, synthetic)."""
-    if source == "synthetic":
-        sizes = synthetic_sizes or {}
-        return Splits(
-            train=synthetic_rows(task.name, "train", int(sizes.get("train", 512))),
-            validation=synthetic_rows(task.name, "validation", int(sizes.get("validation", 256))),
-            test=[],
-            note="synthetic rows (ptuning.tasks.synthetic), deterministic",
-        )
-    if source == "hub":
-        test = []
-        if "test" in task.local_files and task.family == "ner":
-            test = _load_hub(task, "test")
-        return Splits(_load_hub(task, "train"), _load_hub(task, "validation"), test)
-    if source != "local":
-        raise ValueError(f"data.source={source!r}; valid sources: {', '.join(SOURCES)}")
-
-    paths = {split: _local_path(task, root, split) for split in ("train", "validation", "test")}
+def _read_local(task: Task, data: DataConfig) -> Splits:
+    root = str(data.root)
+    paths = _local_files(task, root)
     if paths["validation"] is None:
         wanted = Path(root) / task.local_files.get("validation", "?")
         raise DataUnavailableError(f"task={task.name}: local file {wanted} does not exist")
@@ -131,9 +112,32 @@ def load_splits(task: Task, source: str, root: str | None = None, synthetic_size
     test = task.read_local(str(paths["test"])) if paths["test"] else []
     if paths["train"] is not None:
         return Splits(task.read_local(str(paths["train"])), validation, test)
-    train, held_out = split_rows(validation, task, 1.0 - eval_fraction)
+    if data.train_from_eval is None:
+        wanted = Path(root) / task.local_files.get("train", f"<no train file known for {task.name}>")
+        raise DataUnavailableError(
+            f"task={task.name}: no train file ({wanted}); to train on part of "
+            f"{paths['validation'].name} and evaluate on the rest, set data.train_from_eval "
+            "(e.g. 0.5: a deterministic split by question/article)")
+    train, held_out = split_rows(validation, task, data.train_from_eval)
     unit = "groups" if task.group_key else "rows"
-    note = (f"no local train split: {paths['validation'].name} split deterministically by "
-            f"{unit} (sha256 of the group key) into train ({len(train)} rows) and "
+    note = (f"no local train file: {paths['validation'].name} split deterministically by {unit} "
+            f"(data.train_from_eval={data.train_from_eval}) into train ({len(train)} rows) and "
             f"eval ({len(held_out)} rows)")
     return Splits(train, held_out, test, note)
+
+
+def read_splits(task: Task, data: DataConfig) -> Splits:
+    """The cell's rows: read from ``data.source``, train in a fixed seed-independent order,
+    every split capped by ``data.max_train_samples`` / ``data.max_eval_samples``."""
+    if data.source is DataSource.synthetic:
+        splits = Splits(task.synthetic_rows("train", data.synthetic_train),
+                        task.synthetic_rows("validation", data.synthetic_eval), [],
+                        "synthetic rows (the task's generator), deterministic")
+    elif data.source is DataSource.hub:
+        test = _load_hub(task, "test") if task.reported_split == "test" else []
+        splits = Splits(_load_hub(task, "train"), _load_hub(task, "validation"), test)
+    else:
+        splits = _read_local(task, data)
+    return Splits(cap_rows(fixed_order(splits.train, task), task, data.max_train_samples),
+                  cap_rows(splits.validation, task, data.max_eval_samples),
+                  cap_rows(splits.test, task, data.max_eval_samples), splits.note)

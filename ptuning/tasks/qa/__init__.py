@@ -1,29 +1,48 @@
 """Extractive QA (SQuAD 1.1 / 2.0): 384-token windows with stride 128, n-best 20,
-answers up to 30 tokens, the null answer for 2.0, official EM/F1 normalisation."""
+answers up to 30 tokens, the null answer for 2.0, official EM/F1 normalisation. Local files
+are the original SQuAD JSON, read into the hub's ``squad`` / ``squad_v2`` rows."""
 
 from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ptuning import metrics
-from ptuning.tasks import Encoded, Row, Task, register
+from ptuning.tasks import Encoded, Row, Task
 from ptuning.tasks.encoding import prompt_anchors
-from ptuning.tasks.readers import read_squad_json
+from ptuning.tasks.formats import read_squad_json
+from ptuning.tasks.synthetic import ANIMALS, CITIES, COLORS, FIRST_NAMES, FOODS, INSTRUMENTS, JOBS
 
 DOC_STRIDE = 128
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30
 
+#: synthetic relations: (cue phrase before the answer, question, answer pool)
+RELATIONS: list[tuple[str, str, list[str]]] = [
+    ("was born in", "Where was {n} born?", CITIES),
+    ("works as a", "What is the job of {n}?", JOBS),
+    ("plays the", "Which instrument does {n} play?", INSTRUMENTS),
+    ("likes to eat", "What does {n} like to eat?", FOODS),
+    ("has a pet", "What pet does {n} have?", ANIMALS),
+    ("drives a car that is", "What color is the car of {n}?", COLORS),
+]
+
 
 class SquadTask(Task):
-    family = "qa"
+    family = "QA"
     head = "span_qa"
     version = 1
     metrics = ("f1", "em")
     primary_metric = "f1"
     label_names = ("start", "end")
-    squad_version = "1.1"
+    row_keys = frozenset({"id", "title", "context", "question", "answers"})
+    max_length = 384
+    squad_version: ClassVar[str] = "1.1"
     group_key = staticmethod(lambda row: row["title"])
+    synthetic_rule = "the answer is the phrase between the asked relation's cue phrase and the full stop."
 
     def read_local(self, path: str) -> list[Row]:
         return read_squad_json(path, self.squad_version)
@@ -95,14 +114,26 @@ class SquadTask(Task):
         references = {row["id"]: list(row["answers"]["text"]) for row in encoded.rows}
         return metrics.squad_scores(predictions, references)
 
-
-@register
-class Squad(SquadTask):
-    name, hub_path = "squad", "squad"
-    local_files = {"validation": "squad/dev-v1.1.json"}
-
-
-@register
-class SquadV2(SquadTask):
-    name, hub_path, squad_version = "squad_v2", "squad_v2", "2.0"
-    local_files = {"validation": "squad_v2/dev-v2.0.json"}
+    def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
+        rels = rng.sample(range(len(RELATIONS)), 4)
+        present, absent = rels[:3], rels[3]
+        names = rng.sample(FIRST_NAMES, 3)
+        sentences, facts = [], {}
+        for r, name in zip(present, names, strict=True):
+            cue, _, pool = RELATIONS[r]
+            value = rng.choice(pool)
+            sentences.append(f"{name} {cue} {value}.")
+            facts[r] = (name, cue, value)
+        context = " ".join(sentences)
+        if self.squad_version == "2.0" and label == 0:  # unanswerable: a relation not in the context
+            question = RELATIONS[absent][1].format(n=rng.choice(names))
+            answers: dict[str, list[Any]] = {"text": [], "answer_start": []}
+        else:
+            r = rng.choice(present)
+            name, cue, value = facts[r]
+            question = RELATIONS[r][1].format(n=name)
+            start = context.index(f"{name} {cue} {value}.") + len(f"{name} {cue} ")
+            answers = {"text": [value], "answer_start": [start]}
+        qid = hashlib.md5(f"{context}|{question}|{index}".encode()).hexdigest()[:24]
+        return {"id": qid, "title": "Synthetic_people", "context": context, "question": question,
+                "answers": answers}

@@ -1,34 +1,63 @@
 """Named-entity recognition: token classification, label on the first sub-token,
-entity-level micro-F1 (seqeval), as the official P-Tuning v2 code."""
+entity-level micro-F1 (seqeval), test reported at the best dev epoch, as the official
+P-Tuning v2 code. Local files are CoNLL-style columns, read into the hub's
+``conll2003`` schema with IOB2 string tags (``label_names`` gives the id order)."""
 
 from __future__ import annotations
+
+import random
+from typing import ClassVar
 
 import numpy as np
 
 from ptuning import metrics
-from ptuning.tasks import Encoded, Row, Task, register
+from ptuning.errors import DataFormatError
+from ptuning.tasks import Encoded, Row, Task
 from ptuning.tasks.encoding import prompt_anchors
-from ptuning.tasks.readers import LABEL_NAMES, read_conll
+from ptuning.tasks.formats import read_conll
+from ptuning.tasks.synthetic import CITIES, DAYS, LAST_NAMES, NATIONALITIES, ORGS, person
+
+#: sentence templates of the synthetic rows; {PER} {LOC} {ORG} {MISC} are entities
+TEMPLATES = [
+    "{PER} works for {ORG} in {LOC} .",
+    "{PER} met {PER} at the {ORG} office on {DAY} .",
+    "The {MISC} team lost to {ORG} in {LOC} .",
+    "{ORG} opened a new shop in {LOC} last week .",
+    "{PER} , the {MISC} singer , moved to {LOC} .",
+    "Police in {LOC} said {PER} had left the city .",
+    "{LOC} and {LOC} signed a new trade deal .",
+    "The {MISC} player {PER} joined {ORG} .",
+]
+FILLERS = {"LOC": CITIES, "ORG": ORGS, "MISC": NATIONALITIES}
 
 
 class NerTask(Task):
-    family = "ner"
+    family = "NER"
     head = "token_classification"
     version = 1
     metrics = ("f1", "precision", "recall", "accuracy")
     primary_metric = "f1"
-    conll_format = "conll2003"
+    row_keys = frozenset({"id", "tokens", "ner_tags"})
+    reported_split = "test"
+    #: column layout of the local files (see ptuning.tasks.formats.read_conll)
+    conll_format: ClassVar[str] = "conll2003"
+    #: the task's entity type for each synthetic slot (PER, LOC, ORG, MISC)
+    synthetic_types: ClassVar[dict[str, str]] = {}
+
+    @property
+    def synthetic_rule(self) -> str:  # type: ignore[override]
+        return ("capitalised names from fixed lists, tagged "
+                + "/".join(self.synthetic_types.values()) + " in sentence templates.")
 
     def read_local(self, path: str) -> list[Row]:
         return read_conll(path, self.conll_format)
 
     def from_hub(self, rows, features):
         if features is None or "tokens" not in features or "ner_tags" not in features:
-            raise ValueError(
+            raise DataFormatError(
                 f"task={self.name}: hub dataset {self.hub_path!r} has columns "
                 f"{sorted(features) if features is not None else None}; expected tokens and ner_tags "
-                "(set task.hub_path to a dataset in the conll2003 schema, or use data.source=local)"
-            )
+                "(use data.source=local with the original files)")
         tag_feature = features["ner_tags"].feature
         names = getattr(tag_feature, "names", None) or list(self.label_names)
         return [{"id": str(r["id"]), "tokens": list(r["tokens"]),
@@ -40,8 +69,8 @@ class NerTask(Task):
         for row in rows:
             unknown = set(row["ner_tags"]) - set(ids)
             if unknown:
-                raise ValueError(f"task {self.name}: sentence {row['id']} has tags {sorted(unknown)} "
-                                 f"outside the label set {list(self.label_names)}")
+                raise DataFormatError(f"task {self.name}: sentence {row['id']} has tags {sorted(unknown)} "
+                                      f"outside the label set {list(self.label_names)}")
         kwargs = {"add_prefix_space": True} if getattr(tokenizer, "add_prefix_space", None) is not None else {}
         enc = tokenizer([r["tokens"] for r in rows], is_split_into_words=True, truncation=True,
                         max_length=max_length, **kwargs)
@@ -76,28 +105,24 @@ class NerTask(Task):
             golds.append(list(row["ner_tags"]))
         return metrics.ner_scores(preds, golds)
 
-
-@register
-class CoNLL2003(NerTask):
-    name, label_names = "conll2003", tuple(LABEL_NAMES["conll2003"])
-    hub_path = "conll2003"
-    local_files = {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt",
-                   "test": "conll2003/test.txt"}
-
-
-@register
-class CoNLL04(NerTask):
-    name, label_names = "conll04", tuple(LABEL_NAMES["conll04"])
-    hub_path = "conll04"  # no canonical hub copy: point task.hub_path at one you trust
-    local_files = {"train": "conll04/train.txt", "validation": "conll04/dev.txt",
-                   "test": "conll04/test.txt"}
-    conll_format = "token_tag"
-
-
-@register
-class OntoNotes(NerTask):
-    name, label_names = "ontonotes", tuple(LABEL_NAMES["ontonotes"])
-    hub_path = "tner/ontonotes5"
-    local_files = {"train": "ontonotes/train.conll", "validation": "ontonotes/dev.conll",
-                   "test": "ontonotes/test.conll"}
-    conll_format = "generic"
+    def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
+        tokens: list[str] = []
+        tags: list[str] = []
+        for piece in rng.choice(TEMPLATES).split():
+            slot = piece.strip("{}") if piece.startswith("{") else None
+            if slot == "DAY":
+                tokens.append(rng.choice(DAYS))
+                tags.append("O")
+                continue
+            if slot is None:
+                tokens.append(piece)
+                tags.append("O")
+                continue
+            if slot == "PER":
+                words = [person(rng)] + ([rng.choice(LAST_NAMES)] if rng.random() < 0.5 else [])
+            else:
+                words = rng.choice(FILLERS[slot]).split()
+            kind = self.synthetic_types[slot]
+            tokens.extend(words)
+            tags.extend([f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1))
+        return {"id": str(index), "tokens": tokens, "ner_tags": tags}

@@ -1,0 +1,227 @@
+"""Readers of the original on-disk formats (jsonl records, CoNLL columns, SQuAD JSON).
+
+They know formats, not tasks: a task passes its row parser (SuperGLUE jsonl) or its column
+layout (CoNLL) and gets canonical rows, the schema of the task's Hugging Face hub dataset.
+Every reader parses the whole file before returning and raises
+:class:`~ptuning.errors.DataFormatError` naming the file and the line (or record) of the
+first problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ptuning.errors import DataFormatError, DataUnavailableError
+
+Row = dict[str, Any]
+
+
+def read_text(path: str | Path) -> tuple[Path, str]:
+    p = Path(path)
+    if not p.is_file():
+        raise DataUnavailableError(f"data file not found: {p}")
+    return p, p.read_text(encoding="utf-8")
+
+
+class Where:
+    """Location of the record being parsed and the fields it needs, for error messages."""
+
+    def __init__(self, where: str, what: str, required: Sequence[str]) -> None:
+        self.where, self.what, self.required = where, what, tuple(required)
+
+    def error(self, msg: str) -> DataFormatError:
+        return DataFormatError(f"{self.where}: {msg}")
+
+    def get(self, obj: Any, key: str, path: str = "") -> Any:
+        if not isinstance(obj, Mapping):
+            raise self.error(f"expected a JSON object at {path or 'top level'}")
+        if key not in obj:
+            name = f"{path}.{key}" if path else key
+            raise self.error(f"missing field '{name}' ({self.what} rows need {', '.join(self.required)})")
+        return obj[key]
+
+    def int_field(self, obj: Any, key: str, path: str = "") -> int:
+        value = self.get(obj, key, path)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"field '{key}' must be an integer, got {value!r}")
+        return value
+
+    def str_field(self, obj: Any, key: str, path: str = "") -> str:
+        value = self.get(obj, key, path)
+        if not isinstance(value, str):
+            raise self.error(f"field '{key}' must be a string, got {value!r}")
+        return value
+
+    def binary_label(self, value: Any) -> int:
+        """A bool label (true/false, 0/1, "True"/"False") as 0/1, like HF's ClassLabel."""
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int) and value in (0, 1):
+            return value
+        if isinstance(value, str) and value in ("False", "True"):
+            return int(value == "True")
+        raise self.error(f"invalid {self.what} label {value!r} (valid: true, false, 0, 1)")
+
+    def named_label(self, value: Any, names: Sequence[str]) -> int:
+        if value not in names:
+            raise self.error(f"invalid {self.what} label {value!r} (valid: {', '.join(names)})")
+        return list(names).index(value)
+
+    def index_label(self, value: Any, count: int) -> int:
+        if isinstance(value, bool) or value not in range(count):
+            raise self.error(f"invalid {self.what} label {value!r} (valid: {', '.join(map(str, range(count)))})")
+        return value
+
+
+def read_jsonl(path: str | Path, what: str, required: Sequence[str],
+               parse: Callable[[Where, dict[str, Any]], list[Row]]) -> list[Row]:
+    """Rows of a ``.jsonl`` file, each JSON object turned into rows by ``parse``."""
+    p, text = read_text(path)
+    rows: list[Row] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = Where(f"{p}:{lineno}", what, required)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise where.error(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise where.error(f"expected a JSON object, got {type(record).__name__}")
+        rows.extend(parse(where, record))
+    return rows
+
+
+_TAG_RE = re.compile(r"^(O|([BIESLMU])-(\S+))$")
+NER_FORMATS = ("conll2003", "token_tag", "conllx", "generic")
+_CONLL_COLUMNS = {"conll2003": (4, "token POS chunk NER"), "token_tag": (2, "token TAG")}
+
+
+def to_iob2(tags: list[str]) -> list[str]:
+    """Normalise IOB1 / IOB2 / IOBES / BILOU tags to IOB2 (S,U->B; E,L,M->I; stray I->B)."""
+    out: list[str] = []
+    prev = "O"
+    for tag in tags:
+        m = _TAG_RE.match(tag)
+        if m is None:
+            raise ValueError(f"invalid NER tag {tag!r}")
+        if tag == "O":
+            out.append("O")
+        else:
+            prefix, etype = m.group(2), m.group(3)
+            inside = prefix in "IELM"
+            if inside and prev in (f"B-{etype}", f"I-{etype}"):
+                out.append(f"I-{etype}")
+            else:
+                out.append(f"B-{etype}")
+        prev = out[-1]
+    return out
+
+
+def read_conll(path: str | Path, fmt: str) -> list[Row]:
+    """Read a CoNLL-style NER file into ``{id, tokens, ner_tags}`` rows (IOB2 string tags).
+
+    ``fmt``: ``"conll2003"`` (4 columns ``token POS chunk NER``), ``"token_tag"`` (2 columns,
+    CoNLL04) or ``"conllx"``/``"generic"`` (tag in the last column; token in the 2nd column when
+    the 1st is an integer word id as in OntoNotes ``.sd.conllx``, else in the 1st). Blank lines
+    and ``-DOCSTART-`` lines end sentences; ids are ``"0"``, ``"1"``, ... as in HF. Tags are
+    normalised to IOB2 with ``to_iob2``.
+    """
+    if fmt not in NER_FORMATS:
+        raise ValueError(f"unknown CoNLL format {fmt!r} (known: {', '.join(NER_FORMATS)})")
+    p, text = read_text(path)
+    rows: list[Row] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+
+    def flush() -> None:
+        if not tokens:
+            return
+        rows.append({"id": str(len(rows)), "tokens": list(tokens), "ner_tags": to_iob2(tags)})
+        tokens.clear()
+        tags.clear()
+
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            flush()
+            continue
+        cols = line.split("\t") if fmt in ("conllx", "generic") and "\t" in line else line.split()
+        cols = [c.strip() for c in cols]
+        if cols[0] == "-DOCSTART-":
+            flush()
+            continue
+        if fmt in _CONLL_COLUMNS:
+            n, names = _CONLL_COLUMNS[fmt]
+            if len(cols) != n:
+                raise DataFormatError(f"{p}:{lineno}: expected {n} columns ({names}), got {len(cols)}")
+            token, tag = cols[0], cols[-1]
+        else:
+            if len(cols) < 2:
+                raise DataFormatError(f"{p}:{lineno}: expected at least 2 columns (token ... TAG), got {len(cols)}")
+            token = cols[1] if len(cols) >= 3 and cols[0].isdigit() else cols[0]
+            tag = cols[-1]
+        if _TAG_RE.match(tag) is None:
+            raise DataFormatError(f"{p}:{lineno}: invalid NER tag {tag!r} (expected O or B-/I-/E-/S-/L-/U-TYPE)")
+        tokens.append(token)
+        tags.append(tag)
+    flush()
+    return rows
+
+
+def read_squad_json(path: str | Path, version: str = "1.1", check_offsets: bool = True) -> list[Row]:
+    """Read a SQuAD v1.1 / v2.0 JSON file into HF ``squad`` / ``squad_v2`` rows, one per question.
+
+    ``answers`` is ``{"text": [...], "answer_start": [...]}`` (empty lists for v2.0
+    unanswerable questions). With ``check_offsets`` every ``answer_start`` must index its text.
+    """
+    if version not in ("1.1", "2.0"):
+        raise ValueError(f"unknown SQuAD version {version!r} (known: 1.1, 2.0)")
+    p, text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    required = ("data[].title", "paragraphs[].context", "qas[].id/question/answers")
+    top = Where(str(p), "squad", required)
+    articles = top.get(data, "data")
+    if not isinstance(articles, list):
+        raise top.error("field 'data' must be a list of articles")
+    rows: list[Row] = []
+    for ai, article in enumerate(articles):
+        actx = Where(f"{p}: article {ai}", "squad", required)
+        title = actx.str_field(article, "title")
+        for pi, para in enumerate(actx.get(article, "paragraphs")):
+            pctx = Where(f"{p}: article {ai} ({title}) paragraph {pi}", "squad", required)
+            context = pctx.str_field(para, "context")
+            for qi, qa in enumerate(pctx.get(para, "qas")):
+                qid = qa.get("id") if isinstance(qa, Mapping) else None
+                where = f"question id {qid}" if qid is not None else f"question {qi}"
+                qctx = Where(f"{p}: {where}", "squad", required)
+                qid = qctx.str_field(qa, "id")
+                question = qctx.str_field(qa, "question")
+                impossible = bool(qa.get("is_impossible", False)) if version == "2.0" else False
+                texts: list[str] = []
+                starts: list[int] = []
+                for ans in qctx.get(qa, "answers"):
+                    a_text = qctx.str_field(ans, "text", "answers[]")
+                    a_start = qctx.int_field(ans, "answer_start", "answers[]")
+                    if check_offsets and context[a_start: a_start + len(a_text)] != a_text:
+                        found = context[a_start: a_start + len(a_text)]
+                        raise qctx.error(f"answer_start {a_start} does not match answer text {a_text!r} "
+                                         f"(context has {found!r})")
+                    texts.append(a_text)
+                    starts.append(a_start)
+                if impossible and texts:
+                    raise qctx.error("is_impossible is true but answers is not empty")
+                if not texts and version == "1.1":
+                    raise qctx.error("no answers (every SQuAD v1.1 question has at least one)")
+                if not texts and version == "2.0" and not impossible:
+                    raise qctx.error("no answers but is_impossible is not true")
+                rows.append({"id": qid, "title": title, "context": context, "question": question,
+                             "answers": {"text": texts, "answer_start": starts}})
+    return rows

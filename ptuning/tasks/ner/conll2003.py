@@ -1,0 +1,17 @@
+"""CoNLL-2003 English NER (PER, LOC, ORG, MISC)."""
+
+from __future__ import annotations
+
+from ptuning.tasks import register
+from ptuning.tasks.ner import NerTask
+
+
+@register
+class CoNLL2003(NerTask):
+    name, display_name = "conll2003", "CoNLL03"
+    #: HF ``conll2003`` ner_tags ClassLabel order
+    label_names = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+    hub_path = "conll2003"
+    local_files = {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt",
+                   "test": "conll2003/test.txt"}
+    synthetic_types = {"PER": "PER", "LOC": "LOC", "ORG": "ORG", "MISC": "MISC"}

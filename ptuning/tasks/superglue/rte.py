@@ -1,0 +1,29 @@
+"""Recognising Textual Entailment: does the premise entail the hypothesis."""
+
+from __future__ import annotations
+
+from ptuning.tasks import register
+from ptuning.tasks.superglue import SuperGlueTask
+from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
+
+
+@register
+class RTE(SuperGlueTask):
+    name, display_name, folder = "rte", "RTE", "RTE"
+    label_names = ("entailment", "not_entailment")
+    label_style = "named"
+    fields = {"premise": str, "hypothesis": str, "idx": int}
+    synthetic_rule = "entailment iff the object in the hypothesis occurs in the premise."
+    synthetic_classes = 2
+
+    def texts(self, row):
+        return row["premise"], row["hypothesis"]
+
+    def synthetic_row(self, rng, index, label):
+        name, place, day = person(rng), rng.choice(PLACES), rng.choice(DAYS)
+        past = rng.choice(VERBS)[1]
+        obj1, obj2, obj3 = rng.sample(OBJECTS, 3)
+        premise = f"{name} {past} the {obj1} and the {obj2} at the {place} on {day}."
+        target = rng.choice([obj1, obj2]) if label == 0 else obj3
+        return {"premise": premise, "hypothesis": f"{name} {past} the {target}.", "idx": index,
+                "label": label}
