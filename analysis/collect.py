@@ -1,13 +1,11 @@
-"""Collect result records (local ``result.json`` files and/or W&B runs) into one tidy DataFrame.
+"""Result records (``result.json`` files and/or W&B runs) -> one tidy DataFrame.
 
-One row per cell x seed x metric x split (``eval`` = the record's ``metrics``, ``test`` = its
-``test_metrics``). Nothing is dropped silently:
-
-* a ``failed`` record gives one row with ``status="failed"``, its ``error`` and ``value`` NaN;
-* a ``running`` record (a job that died mid-way) gives one row with ``status="missing"``;
-* a grid cell with no record at all gives one row with ``status="missing"`` (seed ``<NA>``
-  unless an explicit grid lists seeds). The grid is, per group, the cross product of the
-  models, methods and tasks seen, or an explicit :class:`ExpectedGrid`.
+Records are read and validated by :mod:`ptuning.records` (the schema's owner, no torch) and
+flattened with ``pd.json_normalize``; names, families, primary metrics and splits come from
+the records. One row per run (cell x seed x variant) x split x metric. Nothing is dropped
+silently: a failed run is a row with ``status=failed`` and its error, a ``running`` record
+and every grid cell without a record are ``status=missing`` rows. Runs are told apart by
+their identity: two records are the same run only if group, cell, seed and variant agree.
 """
 
 from __future__ import annotations
@@ -21,58 +19,35 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import catalog
+from ptuning.records import RecordError, find_records, load_record, validate_record
 
-SCHEMA_VERSION = 1
-STATUSES = ("completed", "failed", "running")
-
-COLUMNS: tuple[str, ...] = (
-    "group",
-    "family",
-    "task",
-    "task_version",
-    "model",
-    "model_family",
-    "backbone_params",
-    "method",
-    "seed",
-    "status",
-    "error",
-    "split",
-    "metric",
-    "value",
-    "primary_metric",
-    "is_primary",
-    "params_total",
-    "params_trainable",
-    "params_method",
-    "params_head",
-    "params_backbone_trainable",
-    "trainable_pct",
-    "train_seconds",
-    "eval_seconds",
-    "peak_memory_mb",
-    "device",
-    "selection_rule",
-    "selection_metric",
-    "selection_epoch",
-    "selection_step",
-    "selection_split",
-    "data_source",
-    "train_examples",
-    "eval_examples",
-    "test_examples",
-    "python",
-    "torch",
-    "transformers",
-    "git_commit",
-    "created",
-    "origin",
-)
+#: record fields -> frame columns (one row per run before the metrics are unfolded)
+FIELDS = {
+    "group": "group", "cell.task": "task", "cell.model": "model", "cell.method": "method",
+    "cell.seed": "seed", "identity.variant": "variant", "identity.task_version": "task_version",
+    "status": "status", "task.display": "task_display", "task.family": "family",
+    "task.primary_metric": "primary_metric", "task.reported_split": "reported_split",
+    "model.display": "model_display", "model.family": "model_family",
+    "model.backbone_params": "backbone_params", "method.display": "method_display",
+    "method.kind": "method_kind", "params.total": "params_total", "params.trainable": "params_trainable",
+    "params.method": "params_method", "params.head": "params_head",
+    "params.backbone_trainable": "params_backbone_trainable", "cost.train_seconds": "train_seconds",
+    "cost.eval_seconds": "eval_seconds", "cost.peak_memory_mb": "peak_memory_mb", "cost.device": "device",
+    "selection.rule": "selection_rule", "selection.split": "selection_split",
+    "selection.epoch": "selection_epoch", "data.source": "data_source",
+    "data.train_examples": "train_examples", "data.eval_examples": "eval_examples",
+    "data.test_examples": "test_examples", "env.python": "python", "env.torch": "torch",
+    "env.transformers": "transformers", "env.git_commit": "git_commit", "created": "created",
+    "updated": "updated", "origin": "origin",
+}
+COLUMNS = (*FIELDS.values(), "variant_label", "error", "split", "metric", "value", "is_primary",
+           "trainable_pct")
+KEY = ["group", "task", "model", "method", "seed", "variant"]
+_STATUS_RANK = {"completed": 0, "failed": 1, "running": 2}
 
 
 class AnalysisError(Exception):
-    """Bad analysis input (unreadable/malformed record, missing directory); message names it."""
+    """Bad analysis input (unreadable or malformed record, missing directory); names it."""
 
 
 @dataclass(frozen=True)
@@ -85,97 +60,11 @@ class ExpectedGrid:
     seeds: Sequence[int] | None = None
 
 
-# --------------------------------------------------------------------------- records
-
-
-def find_result_files(runs_dir: str | Path) -> list[Path]:
-    """All ``result.json`` files under ``runs_dir`` (recursive, sorted); error if it is absent."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise AnalysisError(f"{root}: runs directory does not exist")
-    return sorted(root.rglob("result.json"))
-
-
-def load_record(path: str | Path) -> dict[str, Any]:
-    """Read and validate one ``result.json``; raises :class:`AnalysisError` naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AnalysisError(f"{path}: cannot read result record ({exc.strerror})") from exc
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnalysisError(f"{path}: malformed result record (invalid JSON: {exc})") from exc
-    return validate_record(record, str(path))
-
-
-def validate_record(record: Any, origin: str) -> dict[str, Any]:
-    """Check the fields analysis relies on; raises :class:`AnalysisError` naming ``origin``."""
-
-    def bad(why: str) -> AnalysisError:
-        return AnalysisError(f"{origin}: malformed result record ({why})")
-
-    if not isinstance(record, dict):
-        raise bad("top level is not a JSON object")
-    if record.get("schema_version") != SCHEMA_VERSION:
-        raise bad(f"schema_version {record.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    status = record.get("status")
-    if status not in STATUSES:
-        raise bad(f"status {status!r} not one of {', '.join(STATUSES)}")
-    cell = record.get("cell")
-    if not isinstance(cell, dict):
-        raise bad("missing 'cell' object")
-    for key in ("method", "model", "task"):
-        if not isinstance(cell.get(key), str) or not cell[key]:
-            raise bad(f"cell.{key} missing or not a string")
-    seed = cell.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int | float) or seed != int(seed):
-        raise bad(f"cell.seed {seed!r} is not an integer")
-    for key in (
-        "metrics",
-        "test_metrics",
-        "params",
-        "cost",
-        "selection",
-        "data",
-        "env",
-        "task",
-        "model_info",
-    ):
-        if record.get(key) is not None and not isinstance(record[key], dict):
-            raise bad(f"'{key}' is not an object")
-    if status == "completed":
-        metrics = record.get("metrics")
-        if not isinstance(metrics, dict) or not metrics:
-            raise bad("completed record without metrics")
-        primary = _primary_metric(record)
-        if primary not in metrics:
-            raise bad(f"primary metric {primary!r} not in metrics {sorted(metrics)}")
-        for split in ("metrics", "test_metrics"):
-            for name, value in (record.get(split) or {}).items():
-                if value is not None and (
-                    isinstance(value, bool) or not isinstance(value, int | float)
-                ):
-                    raise bad(f"{split}.{name} = {value!r} is not a number")
-    return record
-
-
-def _primary_metric(record: Mapping[str, Any]) -> str:
-    task = record.get("task") or {}
-    cell_task = (record.get("cell") or {}).get("task", "")
-    return str(
-        record.get("primary_metric")
-        or task.get("primary_metric")
-        or catalog.PRIMARY_METRIC.get(cell_task, "")
-    )
-
-
 # --------------------------------------------------------------------------- W&B
 
 
 def _plain(obj: Any) -> Any:
-    """Turn W&B summary/config objects (dict-like, lazily loaded) into plain Python values."""
+    """W&B summary/config objects (dict-like, lazily loaded) as plain Python values."""
     raw = getattr(obj, "_json_dict", None)
     if isinstance(raw, dict) and not isinstance(obj, dict):
         obj = raw
@@ -188,67 +77,23 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _unwrap_config(config: Any) -> dict[str, Any]:
-    config = _plain(config) or {}
-    if not isinstance(config, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and set(value) <= {"value", "desc"} and "value" in value:
-            value = value["value"]
-        out[key] = value
-    return out
+def collect_wandb(path: str, api: Any = None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Records stored in the summaries of the W&B runs at ``ENTITY/PROJECT[/GROUP]``.
 
-
-def _cell_from_config(config: Mapping[str, Any], tags: Iterable[str]) -> dict[str, Any] | None:
-    cell = config.get("cell")
-    if isinstance(cell, dict) and all(k in cell for k in ("method", "model", "task", "seed")):
-        return dict(cell)
-    found: dict[str, Any] = {}
-    for axis in ("method", "model", "task"):
-        value = config.get(axis)
-        if isinstance(value, dict):
-            value = value.get("name")
-        if isinstance(value, str):
-            found[axis] = value
-    known = {"method": catalog.METHODS, "model": tuple(catalog.MODELS), "task": catalog.TASKS}
-    for tag in tags:
-        for axis, names in known.items():
-            if axis not in found and tag in names:
-                found[axis] = tag
-    seed = config.get("seed")
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        found["seed"] = seed
-    return found if len(found) == 4 else None
-
-
-def collect_wandb(
-    path: str, api: Any = None, filters: dict[str, Any] | None = None
-) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """Records of the W&B runs at ``ENTITY/PROJECT[/GROUP]`` via ``api.runs(path, filters=...)``.
-
-    Each run's ``summary["result"]`` holds the whole record. A run without one becomes a
-    ``failed`` (or, while ``state == "running"``, a ``running``) record built from its config
-    and tags. Returns ``(records, notes)``; notes list runs that could not be placed.
+    The runner stores the whole record in ``summary["result"]`` when a cell ends; a run
+    without one (killed, still running) is listed in the notes and counts as missing.
     """
     parts = [p for p in path.strip("/").split("/") if p]
     if len(parts) not in (2, 3):
         raise AnalysisError(f"--wandb {path!r}: expected ENTITY/PROJECT or ENTITY/PROJECT/GROUP")
-    project = "/".join(parts[:2])
-    group = parts[2] if len(parts) == 3 else None
+    project, group = "/".join(parts[:2]), (parts[2] if len(parts) == 3 else None)
     if api is None:
-        import wandb  # lazy: only needed for --wandb
+        import wandb  # only needed for --wandb
 
         api = wandb.Api()
-    query = dict(filters or {})
-    if group:
-        query["group"] = group
-    records: list[tuple[str, dict[str, Any]]] = []
-    notes: list[str] = []
-    for run in api.runs(project, filters=query or None):
-        name = str(getattr(run, "name", None) or getattr(run, "id", "?"))
-        origin = f"wandb:{project}/{getattr(run, 'id', None) or name}"
-        run_group = getattr(run, "group", None)
+    records, notes = [], []
+    for run in api.runs(project, filters={"group": group} if group else None):
+        origin = f"wandb:{project}/{getattr(run, 'id', None) or getattr(run, 'name', '?')}"
         summary = _plain(getattr(run, "summary", None) or {})
         result = summary.get("result") if isinstance(summary, dict) else None
         if isinstance(result, str):
@@ -256,332 +101,173 @@ def collect_wandb(
                 result = json.loads(result)
             except json.JSONDecodeError as exc:
                 raise AnalysisError(f"{origin}: summary 'result' is not valid JSON") from exc
-        if isinstance(result, dict) and result:
-            record = validate_record(result, origin)
-        else:
-            config = _unwrap_config(getattr(run, "config", None))
-            cell = _cell_from_config(config, getattr(run, "tags", None) or ())
-            if cell is None:
-                notes.append(f"{origin} ({name}): no result record and no cell in config; skipped")
-                continue
-            state = str(getattr(run, "state", "") or "")
-            status = "running" if state == "running" else "failed"
-            why = (
-                "W&B run finished without a result record"
-                if state == "finished"
-                else f"W&B run state '{state or 'unknown'}' without a result record"
-            )
-            record = {
-                "schema_version": SCHEMA_VERSION,
-                "status": status,
-                "error": None if status == "running" else why,
-                "group": run_group or config.get("group") or "default",
-                "cell": cell,
-                "metrics": {},
-                "test_metrics": {},
-                "config": config,
-            }
-        record_group = run_group or record.get("group")
-        if group and record_group != group:
+        if not isinstance(result, dict) or not result:
+            notes.append(f"{origin} ({getattr(run, 'name', '?')}, state {getattr(run, 'state', '?')}): "
+                         "no result record; counted as missing")
             continue
-        records.append((origin, record))
+        try:
+            record = validate_record(result, origin)
+        except RecordError as exc:
+            raise AnalysisError(str(exc)) from exc
+        if group is None or record["group"] == group:
+            records.append((origin, record))
     return records, notes
 
 
 # --------------------------------------------------------------------------- frame
 
 
-def _num(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _base_row(record: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    cell = record["cell"]
-    task = record.get("task") or {}
-    model_info = record.get("model_info") or {}
-    params = record.get("params") or {}
-    cost = record.get("cost") or {}
-    selection = record.get("selection") or {}
-    data = record.get("data") or {}
-    env = record.get("env") or {}
-    backbone = _num(model_info.get("backbone_params"))
-    if math.isnan(backbone):
-        backbone = _num(params.get("backbone"))
-    trainable = _num(params.get("trainable"))
-    pct = trainable / backbone * 100 if backbone and not math.isnan(backbone) else math.nan
-    return {
-        "group": record.get("group") or "default",
-        "family": catalog.task_family(cell["task"], task.get("family")),
-        "task": cell["task"],
-        "task_version": task.get("version"),
-        "model": cell["model"],
-        "model_family": model_info.get("family"),
-        "backbone_params": backbone,
-        "method": cell["method"],
-        "seed": int(cell["seed"]),
-        "status": record["status"],
-        "error": record.get("error"),
-        "primary_metric": _primary_metric(record),
-        "params_total": _num(params.get("total")),
-        "params_trainable": trainable,
-        "params_method": _num(params.get("method")),
-        "params_head": _num(params.get("head")),
-        "params_backbone_trainable": _num(params.get("backbone_trainable")),
-        "trainable_pct": pct,
-        "train_seconds": _num(cost.get("train_seconds")),
-        "eval_seconds": _num(cost.get("eval_seconds")),
-        "peak_memory_mb": _num(cost.get("peak_memory_mb")),
-        "device": cost.get("device"),
-        "selection_rule": selection.get("rule"),
-        "selection_metric": selection.get("metric"),
-        "selection_epoch": _num(selection.get("epoch")),
-        "selection_step": _num(selection.get("step")),
-        "selection_split": selection.get("split"),
-        "data_source": data.get("source"),
-        "train_examples": _num(data.get("train_examples")),
-        "eval_examples": _num(data.get("eval_examples")),
-        "test_examples": _num(data.get("test_examples")),
-        "python": env.get("python"),
-        "torch": env.get("torch"),
-        "transformers": env.get("transformers"),
-        "git_commit": env.get("git_commit"),
-        "created": record.get("created"),
-        "origin": origin,
-    }
-
-
-def _rows_for_record(record: Mapping[str, Any], origin: str) -> list[dict[str, Any]]:
-    base = _base_row(record, origin)
-    primary = base["primary_metric"]
-    status = record["status"]
-    if status == "running":
-        note = "record status 'running' (job died or still running): counted as missing"
-        return [
-            base
-            | {
-                "status": "missing",
-                "error": note,
-                "split": "eval",
-                "metric": primary,
-                "value": math.nan,
-                "is_primary": True,
-            }
-        ]
-    if status == "failed":
-        return [
-            base
-            | {
-                "error": record.get("error") or "failed (no reason recorded)",
-                "split": "eval",
-                "metric": primary,
-                "value": math.nan,
-                "is_primary": True,
-            }
-        ]
-    rows = []
-    for split, key in (("eval", "metrics"), ("test", "test_metrics")):
-        for metric, value in (record.get(key) or {}).items():
-            rows.append(
-                base
-                | {
-                    "split": split,
-                    "metric": metric,
-                    "value": _num(value),
-                    "is_primary": metric == primary,
-                }
-            )
-    return rows
-
-
-_STATUS_RANK = {"completed": 0, "failed": 1, "running": 2}
-
-
-def _dedupe(
-    records: list[tuple[str, dict[str, Any]]],
-) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """Keep one record per group x cell x seed: completed > failed > running, then newest."""
+def _dedupe(records: list[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """One record per run identity: completed > failed > running, then the newest."""
     best: dict[tuple, tuple[str, dict[str, Any]]] = {}
     notes = []
-    for origin, rec in records:
-        c = rec["cell"]
-        key = (rec.get("group") or "default", c["task"], c["model"], c["method"], int(c["seed"]))
-        if key not in best:
-            best[key] = (origin, rec)
-            continue
-        old_origin, old = best[key]
-        new_rank = (_STATUS_RANK[rec["status"]], _neg_created(rec))
-        old_rank = (_STATUS_RANK[old["status"]], _neg_created(old))
-        keep, drop = ((origin, rec), old_origin) if new_rank < old_rank else (best[key], origin)
-        best[key] = keep
-        notes.append(
-            f"duplicate record for {'/'.join(map(str, key))}: kept {keep[0]}, ignored {drop}"
-        )
+    for origin, record in records:
+        cell = record["cell"]
+        key = (record["group"], cell["task"], cell["model"], cell["method"], cell["seed"],
+               record["identity"]["variant"])
+        if key in best:
+            old_origin, old = best[key]
+            new_wins = (_STATUS_RANK[record["status"]], _neg(record["updated"])) < (
+                _STATUS_RANK[old["status"]], _neg(old["updated"]))
+            keep, drop = ((origin, record), old_origin) if new_wins else (best[key], origin)
+            notes.append(f"duplicate record for {'/'.join(map(str, key))}: kept {keep[0]}, ignored {drop}")
+            best[key] = keep
+        else:
+            best[key] = (origin, record)
     return list(best.values()), notes
 
 
-def _neg_created(rec: Mapping[str, Any]) -> str:
-    # ISO timestamps sort lexically; invert so that the newest sorts first.
-    return "".join(chr(0x10FFFF - ord(ch)) for ch in str(rec.get("created") or ""))
+def _neg(stamp: str) -> str:
+    return "".join(chr(0x10FFFF - ord(ch)) for ch in str(stamp))  # newest sorts first
 
 
-def records_to_frame(
-    records: list[tuple[str, dict[str, Any]]],
-    expected: ExpectedGrid | None = None,
-    notes: list[str] | None = None,
-) -> pd.DataFrame:
-    """Tidy DataFrame (:data:`COLUMNS`) from ``(origin, record)`` pairs, plus missing rows."""
-    records, dup_notes = _dedupe(records)
-    rows: list[dict[str, Any]] = []
-    for origin, rec in records:
-        rows.extend(_rows_for_record(rec, origin))
-    rows.extend(_missing_rows(rows, expected))
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
-    df["seed"] = df["seed"].astype("Int64")
-    df["is_primary"] = df["is_primary"].astype(bool)
-    df = df.sort_values(
-        [
-            "group",
-            "family",
-            "task",
-            "backbone_params",
-            "model",
-            "method",
-            "seed",
-            "split",
-            "metric",
-        ],
-        key=_sort_key,
-        na_position="last",
-        kind="stable",
-    ).reset_index(drop=True)
-    df.attrs["notes"] = [*(notes or []), *dup_notes]
-    return df
+def _describe(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
-def _sort_key(col: pd.Series) -> pd.Series:
-    if col.name == "method":
-        return col.map(catalog.method_order)
-    if col.name == "task":
-        return col.map(catalog.task_order)
-    if col.name == "family":
-        return col.map(lambda f: catalog.FAMILIES.index(f) if f in catalog.FAMILIES else 99)
-    return col
+def variant_labels(records: list[dict[str, Any]]) -> dict[tuple, str]:
+    """Per (group, task, model, method) holding several variants: each variant's options that
+    differ among them (``train.lr=0.01``; ``default`` where a variant keeps the default)."""
+    by_cell: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for record in records:
+        cell = record["cell"]
+        key = (record["group"], cell["task"], cell["model"], cell["method"])
+        identity = record["identity"]
+        options = {**identity["options"], "task version": identity.get("task_version"),
+                   "data": str(identity.get("data_fingerprint", ""))[:8]}
+        by_cell.setdefault(key, {})[identity["variant"]] = options
+    labels = {}
+    for key, variants in by_cell.items():
+        if len(variants) < 2:
+            continue
+        names = sorted({name for options in variants.values() for name in options})
+        differing = [n for n in names if len({_describe(o.get(n, "default")) for o in variants.values()}) > 1]
+        for variant, options in variants.items():
+            labels[(*key, variant)] = ", ".join(f"{n}={_describe(options.get(n, 'default'))}" for n in differing)
+    return labels
 
 
-def _missing_rows(rows: list[dict[str, Any]], expected: ExpectedGrid | None) -> list[dict]:
-    """Rows for grid cells (per group) that have no completed/failed record."""
-    groups = sorted({r["group"] for r in rows}) or ["default"]
-    present = {
-        (r["group"], r["task"], r["model"], r["method"], r["seed"])
-        for r in rows
-        if r["status"] in ("completed", "failed")
-    }
-    present_cells = {k[:4] for k in present}
-    placeholders = {
-        (r["group"], r["task"], r["model"], r["method"]) for r in rows if r["status"] == "missing"
-    }
-    placeholder_runs = {
-        (r["group"], r["task"], r["model"], r["method"], r["seed"])
-        for r in rows
-        if r["status"] == "missing"
-    }
-    backbone: dict[str, float] = {}
-    model_family: dict[str, Any] = {}
-    task_info: dict[str, tuple[str, str, Any]] = {}
-    for r in rows:
-        if not math.isnan(r["backbone_params"]):
-            backbone.setdefault(r["model"], r["backbone_params"])
-        model_family.setdefault(r["model"], r["model_family"])
-        if r["primary_metric"]:
-            task_info.setdefault(r["task"], (r["family"], r["primary_metric"], r["task_version"]))
-    out: list[dict[str, Any]] = []
-    for group in groups:
-        grow = [r for r in rows if r["group"] == group]
-        if expected is not None:
-            models, methods, tasks = expected.models, expected.methods, expected.tasks
-        else:
-            models = sorted({r["model"] for r in grow})
-            methods = sorted({r["method"] for r in grow}, key=catalog.method_order)
-            tasks = sorted({r["task"] for r in grow}, key=catalog.task_order)
+def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: ExpectedGrid | None = None,
+                     notes: list[str] | None = None) -> pd.DataFrame:
+    """The tidy frame (:data:`COLUMNS`) of ``(origin, record)`` pairs, plus missing rows."""
+    records, duplicate_notes = _dedupe(records)
+    plain = [record for _, record in records]
+    labels = variant_labels(plain)
+    runs = pd.json_normalize([{**record, "origin": origin} for origin, record in records])
+    metric_columns = [c for c in runs.columns if c.startswith(("metrics.", "test_metrics."))]
+    wide = runs.reindex(columns=[*FIELDS, *metric_columns]).rename(columns=FIELDS)
+    wide["variant_label"] = [labels.get((r["group"], r["cell"]["task"], r["cell"]["model"], r["cell"]["method"],
+                                         r["identity"]["variant"]), "") for r in plain]
+    wide["error"] = [f"{r['error']['type']}: {r['error']['message']}" if r.get("error") else None for r in plain]
+    wide.loc[wide["status"] == "running", "error"] = "record status 'running' (job died or still running)"
+    wide.loc[wide["status"] == "running", "status"] = "missing"
+    long = wide.melt(id_vars=[c for c in wide.columns if c not in metric_columns], value_vars=metric_columns,
+                     var_name="measure", value_name="value").dropna(subset=["value"])
+    long["split"] = long["measure"].str.startswith("test_").map({True: "test", False: "eval"})
+    long["metric"] = long["measure"].str.split(".", n=1).str[1]
+    long = long.drop(columns="measure")
+    unscored = wide[wide["status"] != "completed"].drop(columns=metric_columns)
+    unscored = unscored.assign(split="eval", metric=unscored["primary_metric"], value=math.nan)
+    frame = pd.concat([long, unscored, _missing(wide, expected)], ignore_index=True)
+    frame["is_primary"] = frame["metric"] == frame["primary_metric"]
+    frame["trainable_pct"] = frame["params_trainable"] / frame["backbone_params"] * 100
+    frame["seed"] = frame["seed"].astype("Int64")
+    frame = frame.reindex(columns=list(COLUMNS)).sort_values(
+        ["group", "family", "task", "backbone_params", "model", "method", "variant", "seed", "split", "metric"],
+        na_position="last", kind="stable").reset_index(drop=True)
+    frame.attrs["notes"] = [*(notes or []), *duplicate_notes]
+    return frame
+
+
+def _missing(wide: pd.DataFrame, expected: ExpectedGrid | None) -> pd.DataFrame:
+    """One row per grid cell (or seed of an explicit grid) with no completed or failed run."""
+    present = wide[wide["status"].isin(["completed", "failed"])]
+    task_facts = wide.drop_duplicates("task").set_index("task")[
+        ["task_display", "family", "primary_metric", "reported_split"]]
+    model_facts = wide.drop_duplicates("model").set_index("model")[["model_display", "model_family", "backbone_params"]]
+    method_facts = wide.drop_duplicates("method").set_index("method")[["method_display", "method_kind"]]
+    rows = []
+    for group, sub in wide.groupby("group"):
+        models = expected.models if expected else sorted(sub["model"].unique())
+        methods = expected.methods if expected else sorted(sub["method"].unique())
+        tasks = expected.tasks if expected else sorted(sub["task"].unique())
+        done = present[present["group"] == group]
+        placeholders = sub[sub["status"] == "missing"]
         for task in tasks:
-            family, primary, version = task_info.get(
-                task, (catalog.task_family(task), catalog.PRIMARY_METRIC.get(task, ""), None)
-            )
             for model in models:
                 for method in methods:
-                    cell = (group, task, model, method)
+                    cell = (done["task"] == task) & (done["model"] == model) & (done["method"] == method)
+                    waiting = placeholders[(placeholders["task"] == task) & (placeholders["model"] == model)
+                                           & (placeholders["method"] == method)]
                     if expected is not None and expected.seeds is not None:
-                        seeds: list[int | None] = [
-                            s for s in expected.seeds if (*cell, s) not in present
-                        ]
-                    elif cell in present_cells or cell in placeholders:
-                        seeds = []
+                        seeds = [s for s in expected.seeds if not (cell & (done["seed"] == s)).any()
+                                 and s not in set(waiting["seed"])]
                     else:
-                        seeds = [None]
+                        seeds = [] if cell.any() or len(waiting) else [None]
                     for seed in seeds:
-                        if (*cell, seed) in placeholder_runs:
-                            continue  # already a 'running' placeholder for this seed
-                        row = dict.fromkeys(COLUMNS)
-                        row.update(
-                            group=group,
-                            family=family,
-                            task=task,
-                            task_version=version,
-                            model=model,
-                            model_family=model_family.get(model),
-                            backbone_params=backbone.get(
-                                model, catalog.MODELS.get(model, ("", math.nan))[1]
-                            ),
-                            method=method,
-                            seed=seed,
-                            status="missing",
-                            error="no result record",
-                            split="eval",
-                            metric=primary,
-                            value=math.nan,
-                            primary_metric=primary,
-                            is_primary=True,
-                        )
-                        out.append(row)
-    return out
+                        row = {"group": group, "task": task, "model": model, "method": method, "seed": seed,
+                               "status": "missing", "error": "no result record", "split": "eval",
+                               "value": math.nan}
+                        for facts, key in ((task_facts, task), (model_facts, model), (method_facts, method)):
+                            row.update(facts.loc[key].to_dict() if key in facts.index else {})
+                        row["metric"] = row.get("primary_metric")
+                        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def collect(
-    runs_dirs: Sequence[str | Path] = (),
-    wandb_path: str | None = None,
-    api: Any = None,
-    expected: ExpectedGrid | None = None,
-    groups: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Tidy DataFrame of every record under ``runs_dirs`` and (optionally) a W&B project/group.
-
-    ``groups`` keeps only those groups (before the grid of missing cells is built). Raises
-    :class:`AnalysisError` for an absent directory, a malformed record, or no record at all.
-    """
-    records: list[tuple[str, dict[str, Any]]] = []
-    notes: list[str] = []
-    for runs_dir in runs_dirs:
-        for path in find_result_files(runs_dir):
-            records.append((str(path), load_record(path)))
+def read_records(runs_dirs: Iterable[str | Path] = (), wandb_path: str | None = None,
+                 api: Any = None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Every record under ``runs_dirs`` (recursively) and, optionally, in a W&B project."""
+    records, notes = [], []
+    try:
+        for runs_dir in runs_dirs:
+            records += [(str(path), load_record(path)) for path in find_records(runs_dir)]
+    except RecordError as exc:
+        raise AnalysisError(str(exc)) from exc
     if wandb_path:
-        wb_records, wb_notes = collect_wandb(wandb_path, api=api)
-        records.extend(wb_records)
-        notes.extend(wb_notes)
+        found, notes = collect_wandb(wandb_path, api=api)
+        records += found
+    return records, notes
+
+
+def collect(runs_dirs: Sequence[str | Path] = (), wandb_path: str | None = None, api: Any = None,
+            expected: ExpectedGrid | None = None, groups: Sequence[str] | None = None) -> pd.DataFrame:
+    """The tidy frame of every record under ``runs_dirs`` and (optionally) a W&B project/group.
+
+    ``groups`` keeps only those groups (before the grid of missing cells is built).
+    """
+    records, notes = read_records(runs_dirs, wandb_path, api)
     if groups:
-        records = [(o, r) for o, r in records if (r.get("group") or "default") in set(groups)]
+        records = [(o, r) for o, r in records if r["group"] in set(groups)]
     if not records:
         where = ", ".join(map(str, runs_dirs)) + (f", wandb {wandb_path}" if wandb_path else "")
-        raise AnalysisError(f"{where}: no result.json records found")
+        raise AnalysisError(f"{where}: no result.json records found"
+                            + (f" in groups {', '.join(groups)}" if groups else ""))
     return records_to_frame(records, expected=expected, notes=notes)
 
 
-def cell_status_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Runs (cell x seed) per status: completed, failed, missing."""
-    runs = df.drop_duplicates(["group", "task", "model", "method", "seed", "status"])
+def run_counts(df: pd.DataFrame) -> dict[str, int]:
+    """Runs (cell x seed x variant) per status: completed, failed, missing."""
+    runs = df.drop_duplicates([*KEY, "status"])
     counts = runs["status"].value_counts()
     return {s: int(counts.get(s, 0)) for s in ("completed", "failed", "missing")}

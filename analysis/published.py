@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import catalog
+from analysis import style
 from analysis.collect import AnalysisError
 
 PUBLISHED_CSV = Path(__file__).resolve().parent / "published.csv"
@@ -40,7 +40,7 @@ def lookup(
     """
     if pub is None or pub.empty:
         return None
-    methods = [method] + [c for c, members in catalog.COMBINED_MEMBERS.items() if method in members]
+    methods = [method] + [c for c, members in style.COMBINED_MEMBERS.items() if method in members]
     hit = pub[
         (pub["use"] == "table")
         & (pub["model"] == model)
@@ -59,3 +59,10 @@ def lookup(
     if isinstance(out["value"], float) and math.isnan(out["value"]):
         return None
     return out
+
+
+def note(hit: dict[str, Any]) -> str:
+    """The footnote that sources a published value."""
+    combined = " -- the paper's combined PT row (prompt tuning & P-Tuning v1)" if hit["combined"] else ""
+    return (f"Published: {hit['paper']}, {hit['table']} ({hit['method_label']}, {hit['backbone_label']})"
+            f"{combined}; setting: {hit['setting']}; status: {hit['status']}; source: {hit['source']}")

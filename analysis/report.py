@@ -1,4 +1,4 @@
-"""One markdown report (``report.md``) linking the tables and figures, with a short header."""
+"""One markdown report (``report.md``) with every table inline and links to the figures."""
 
 from __future__ import annotations
 
@@ -8,103 +8,72 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import catalog
-from analysis.collect import cell_status_counts
+from analysis import style
+from analysis.collect import KEY, run_counts
 from analysis.tables import Table
 
 
-def cell_counts(df: pd.DataFrame) -> dict[str, int]:
-    """Cells (group x task x backbone x method): with results, failed only, missing."""
-    out = {"completed": 0, "failed": 0, "missing": 0}
-    for _, g in df.groupby(["group", "task", "model", "method"]):
-        statuses = set(g["status"])
-        out[
-            "completed"
-            if "completed" in statuses
-            else "failed"
-            if "failed" in statuses
-            else "missing"
-        ] += 1
-    return out
+def _cells(df: pd.DataFrame) -> dict[str, int]:
+    """Cells (group x task x backbone x method): with a result, failed only, missing."""
+    status = df.groupby(["group", "task", "model", "method"])["status"].agg(set)
+    kinds = status.map(lambda s: "completed" if "completed" in s else "failed" if "failed" in s else "missing")
+    return {k: int((kinds == k).sum()) for k in ("completed", "failed", "missing")}
 
 
-def _versions(df: pd.DataFrame, col: str) -> str:
-    vals = sorted({str(v) for v in df[col].dropna()})
-    return ", ".join(vals) if vals else "unknown"
+def _versions(df: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted({str(v) for v in df[column].dropna()})) or "unknown"
 
 
 def header_lines(df: pd.DataFrame, sources: Sequence[str]) -> list[str]:
-    """Report header: inputs, groups, completed/failed/missing counts, package versions."""
-    runs = cell_status_counts(df)
-    cells = cell_counts(df)
-    recs = df[df["status"].isin(["completed", "failed"])]
-    groups = ", ".join(f"`{g}`" for g in sorted(df["group"].unique()))
-    sel = recs.drop_duplicates(["group", "task", "model", "method", "seed"])
-    protocols = sel.groupby(["selection_rule", "selection_split"], dropna=False).size()
-    proto = (
-        "; ".join(f"{r} on {s} ({n} runs)" for (r, s), n in protocols.items() if not pd.isna(r))
-        or "unknown"
-    )
-    data = sel["data_source"].value_counts()
-    methods = sorted(df["method"].unique(), key=catalog.method_order)
+    """Inputs, groups, completed/failed/missing counts, versions, selection, data sources."""
+    runs, cells = run_counts(df), _cells(df)
+    ran = df[df["status"].isin(["completed", "failed"])].drop_duplicates(KEY)
+    protocols = ran.groupby(["selection_rule", "selection_split"]).size()
+    data = ran["data_source"].value_counts()
+    methods = df.drop_duplicates("method").sort_values("method", key=lambda c: c.map(style.method_order))
     return [
         f"- Inputs: {', '.join(sources)}",
-        f"- Presets/groups: {groups}",
-        f"- Cells (task x backbone x method): {cells['completed']} completed, "
-        f"{cells['failed']} failed, {cells['missing']} missing",
-        f"- Runs (cell x seed): {runs['completed']} completed, {runs['failed']} failed, "
+        f"- Presets/groups: {', '.join(f'`{g}`' for g in sorted(df['group'].unique()))}",
+        f"- Cells (task x backbone x method): {cells['completed']} completed, {cells['failed']} failed, "
+        f"{cells['missing']} missing",
+        f"- Runs (cell x seed x configuration): {runs['completed']} completed, {runs['failed']} failed, "
         f"{runs['missing']} missing (a 'running' record counts as missing)",
-        f"- Package versions (from the records): python {_versions(recs, 'python')}; "
-        f"torch {_versions(recs, 'torch')}; transformers {_versions(recs, 'transformers')}; "
-        f"git commit {_versions(recs, 'git_commit')}",
-        f"- Checkpoint selection: {proto}",
-        "- Data: " + (", ".join(f"{k} ({v} runs)" for k, v in data.items()) or "unknown"),
-        "- Methods: " + ", ".join(catalog.method_display(m) for m in methods),
+        f"- Package versions (from the records): python {_versions(ran, 'python')}; torch {_versions(ran, 'torch')}; "
+        f"transformers {_versions(ran, 'transformers')}; git commit {_versions(ran, 'git_commit')}",
+        "- Checkpoint selection: " + ("; ".join(f"{r} on {s} ({n} runs)" for (r, s), n in protocols.items())
+                                      or "unknown"),
+        "- Data: " + (", ".join(f"{k} ({v} runs)" for k, v in data.items()) or "unknown")
+        + (" — synthetic rows are generated in each task's schema with a learnable rule, not the benchmark"
+           if "synthetic" in data else ""),
+        "- Methods: " + ", ".join(str(d if isinstance(d, str) else m)
+                                  for m, d in zip(methods["method"], methods["method_display"], strict=True)),
     ]
 
 
-def write_report(
-    df: pd.DataFrame,
-    out_dir: str | Path,
-    tables: Sequence[Table],
-    figures: dict[str, object],
-    sources: Sequence[str],
-) -> Path:
-    """Write ``<out_dir>/report.md``: header, every table inline with links, every figure."""
+def write_report(df: pd.DataFrame, out_dir: str | Path, tables: Sequence[Table], figures: dict[str, object],
+                 sources: Sequence[str]) -> Path:
+    """``<out_dir>/report.md``: header, every table inline with links, every figure, failed runs."""
     out = Path(out_dir)
-    lines = ["# P-Tuning comparison: results report", ""]
-    lines += header_lines(df, sources)
-    notes = df.attrs.get("notes") or []
-    if notes:
-        lines += ["", "Collection notes:", ""] + [f"- {n}" for n in notes]
+    lines = ["# P-Tuning comparison: results report", "", *header_lines(df, sources)]
+    if df.attrs.get("notes"):
+        lines += ["", "Collection notes:", "", *[f"- {n}" for n in df.attrs["notes"]]]
     lines += ["", "## Tables", ""]
-    for t in tables:
-        rel = os.path.relpath(out / "tables" / t.name, out)
-        lines.append(t.to_markdown())
-        lines.append(f"Files: [markdown]({rel}.md) · [LaTeX]({rel}.tex) · [CSV]({rel}.csv)")
-        lines.append("")
+    for table in tables:
+        rel = os.path.relpath(out / "tables" / table.name, out)
+        lines += [table.to_markdown(), f"Files: [markdown]({rel}.md) · [LaTeX]({rel}.tex) · [CSV]({rel}.csv)", ""]
     lines += ["## Figures", ""]
     for stem in figures:
         rel = os.path.relpath(out / "figures" / stem, out)
-        lines.append(f"### {stem.replace('_', ' ')}")
-        lines.append("")
-        lines.append(f"![{stem}]({rel}.png)")
-        lines.append("")
-        lines.append(f"[PDF]({rel}.pdf) · [series drawn (JSON)]({rel}.json)")
-        lines.append("")
-    failed = df[df["status"] == "failed"].drop_duplicates(
-        ["group", "task", "model", "method", "seed"]
-    )
-    if not failed.empty:
+        lines += [f"### {stem.replace('_', ' ')}", "", f"![{stem}]({rel}.png)", "",
+                  f"[PDF]({rel}.pdf) · [series drawn (JSON)]({rel}.json)", ""]
+    failed = df[df["status"] == "failed"].drop_duplicates(KEY)
+    if len(failed):
         lines += ["## Failed runs", ""]
-        for r in failed.itertuples():
-            lines.append(
-                f"- `{r.group}` {r.task} / {r.model} / {r.method} / seed {r.seed}: "
-                f"{r.error} ({r.origin})"
-            )
+        lines += [f"- `{r.group}` {r.task} / {r.model} / {r.method} / seed {r.seed}: {r.error} ({r.origin})"
+                  for r in failed.itertuples()]
         lines.append("")
     lines += ["Tidy data of every run: [results.csv](results.csv).", ""]
-    path = out / "report.md"
     out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

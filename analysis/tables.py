@@ -1,197 +1,102 @@
-"""Paper-style tables (markdown, LaTeX, CSV) from the tidy results DataFrame.
+"""Paper-style tables from the tidy frame, built with pandas and written with ``to_markdown``,
+``Styler.to_latex`` and ``to_csv``.
 
-* :func:`family_table` -- one table per task family: rows = backbone x method, columns = tasks
-  + Avg (mean of the primary metrics over the tasks present), cells = mean ± std over seeds,
-  best per backbone in bold; with ``published`` the published value and our delta follow each
-  cell (``n/p`` = not published).
-* :func:`cost_table` -- trainable parameters (absolute and % of backbone), train time, memory.
+* :func:`family_table`: one table per task family; rows = backbone x method (x variant
+  when a group holds several configurations of a cell, e.g. a learning-rate sweep), columns
+  = tasks (named with their data source) + Avg; cells = mean ± sample std over seeds
+  (``pivot_table`` with mean, std, count), best per backbone in bold; with published numbers
+  each cell gets ``(pub X; Δ d)`` and a source footnote.
+* :func:`cost_table`: trainable parameters (absolute, % of backbone), train time, memory.
 
-Missing cells print ``-``; failed cells print ``failed`` with a numbered footnote giving the
-reason.
+Missing cells print ``-``; failed cells print ``failed`` with a numbered footnote.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import catalog
 from analysis import published as pubmod
+from analysis import style
 
-NOT_PUBLISHED = "n/p"
-MISSING = "-"
-FAILED = "failed"
-PM = "±"
-DELTA = "Δ"
+MISSING, FAILED, NOT_PUBLISHED = "-", "failed", "n/p"
+ROW = ["group", "model", "method", "variant_label"]
 
 
-@dataclass
-class Cell:
-    """One table cell: ``value`` (bold-able), footnote numbers, then an optional ``(extra)``."""
-
-    value: str
-    bold: bool = False
-    notes: list[int] = field(default_factory=list)
-    extra: str | None = None
-    extra_notes: list[int] = field(default_factory=list)
-
-    def plain(self) -> str:
-        """Text without bold (used for CSV and for tests)."""
-        return self.render(lambda s: s, _marks_plain, lambda s: s)
-
-    def render(
-        self,
-        bold: Callable[[str], str],
-        marks: Callable[[list[int]], str],
-        esc: Callable[[str], str],
-    ) -> str:
-        """Render with format-specific bold, footnote-mark and escape functions."""
-        out = bold(esc(self.value)) if self.bold else esc(self.value)
-        out += marks(self.notes)
-        if self.extra is not None:
-            out += f" ({esc(self.extra)})" + marks(self.extra_notes)
-        return out
+_LATEX = str.maketrans({"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                        "±": r"$\pm$", "Δ": r"$\Delta$"})
 
 
-def _marks_plain(notes: list[int]) -> str:
-    return "".join(f" [{n}]" for n in notes)
+def latex_escape(text: str) -> str:
+    return str(text).translate(_LATEX)
 
 
 @dataclass
 class Table:
-    """A rendered-ready table: header, rows of cells, caption and numbered footnotes."""
+    """Display strings: a ``text`` part (bold where ``bold``) and a ``suffix`` part (published
+    value, footnote marks) per cell, a caption and numbered footnotes."""
 
     name: str
     title: str
-    header: list[str]
-    rows: list[list[Cell]]
+    text: pd.DataFrame
+    bold: pd.DataFrame
+    suffix: pd.DataFrame
     caption: str = ""
     footnotes: list[str] = field(default_factory=list)
-    block_starts: list[int] = field(default_factory=list)
 
-    def cell(self, row_label: Sequence[str], column: str) -> Cell:
-        """The cell in ``column`` of the row whose leading labels equal ``row_label``."""
-        col = self.header.index(column)
-        for row in self.rows:
-            if [c.value for c in row[: len(row_label)]] == list(row_label):
-                return row[col]
-        raise KeyError(f"no row {row_label} in table {self.name}")
+    def cell(self, row: list[str], column: str) -> tuple[str, bool]:
+        """(full text, bold) of ``column`` in the row whose leading label columns equal ``row``."""
+        labels = self.text.columns[: len(row)]
+        match = (self.text[labels] == row).all(axis=1)
+        if match.sum() != 1:
+            raise KeyError(f"no single row {row} in table {self.name}")
+        index = match.idxmax()
+        return self.text.at[index, column] + self.suffix.at[index, column], bool(self.bold.at[index, column])
+
+    def plain(self) -> pd.DataFrame:
+        return self.text + self.suffix
+
+    def _notes(self, mark: str = "") -> list[str]:
+        return [f"[{i}] {mark}{note}" for i, note in enumerate(self.footnotes, start=1)]
+
+    def _labels(self) -> int:
+        return sum(1 for c in self.text.columns if c in ("Group", "Backbone", "Method", "Task"))
 
     def to_markdown(self) -> str:
-        """GitHub markdown: bold as ``**x**``, footnotes as ``[n]`` listed under the table."""
-        lines = [f"### {self.title}", ""]
-        if self.caption:
-            lines += [self.caption, ""]
-        lines.append("| " + " | ".join(self.header) + " |")
-        lines.append(
-            "|"
-            + "|".join("---" if i < self._n_labels() else "---:" for i in range(len(self.header)))
-            + "|"
-        )
-        for row in self.rows:
-            rendered = [c.render(lambda s: f"**{s}**", _marks_plain, _md_escape) for c in row]
-            lines.append("| " + " | ".join(rendered) + " |")
-        if self.footnotes:
-            lines.append("")
-            lines += [f"[{i}] {_md_escape(t)}  " for i, t in enumerate(self.footnotes, start=1)]
-        return "\n".join(lines) + "\n"
+        shown = (self.text.where(~self.bold, "**" + self.text + "**") + self.suffix).replace(r"\|", r"\\|", regex=True)
+        align = ["left"] * self._labels() + ["right"] * (len(shown.columns) - self._labels())
+        body = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+        return "\n\n".join(p for p in (f"### {self.title}", self.caption, body, "  \n".join(self._notes())) if p) + "\n"
 
     def to_latex(self) -> str:
-        """A booktabs ``table`` with ``\\textbf`` for the best cells and footnotes below."""
-        n_labels = self._n_labels()
-        spec = "l" * n_labels + "r" * (len(self.header) - n_labels)
-        lines = [
-            "% generated by analysis.tables; needs \\usepackage{booktabs}",
-            "\\begin{table}[t]",
-            "\\centering\\small",
-            f"\\caption{{{_tex_escape(self.title)}}}",
-            f"\\label{{tab:{self.name}}}",
-            f"\\begin{{tabular}}{{{spec}}}",
-            "\\toprule",
-            " & ".join(_tex_escape(h) for h in self.header) + " \\\\",
-            "\\midrule",
-        ]
-        for i, row in enumerate(self.rows):
-            if i in self.block_starts and i > 0:
-                lines.append("\\midrule")
-            rendered = [
-                c.render(lambda s: f"\\textbf{{{s}}}", _marks_tex, _tex_escape) for c in row
-            ]
-            lines.append(" & ".join(rendered) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}"]
-        notes = ([_tex_escape(self.caption)] if self.caption else []) + [
-            f"\\textsuperscript{{{i}}}{_tex_escape(t)}"
-            for i, t in enumerate(self.footnotes, start=1)
-        ]
-        if notes:
-            lines += ["", "\\par\\footnotesize " + " \\\\\n".join(notes)]
-        lines.append("\\end{table}")
-        return "\n".join(lines) + "\n"
+        labels = self._labels()
+        cells = self.text.map(latex_escape)
+        cells = cells.where(~self.bold, "\\textbf{" + cells + "}") + self.suffix.map(latex_escape)
+        cells.columns = [latex_escape(c) for c in cells.columns]
+        latex = cells.style.hide(axis="index").to_latex(hrules=True, position="t", position_float="centering",
+                                caption=self.title, label=f"tab:{self.name}",
+                                column_format="l" * labels + "r" * (len(self.text.columns) - labels))
+        notes = [self.caption, *self._notes()]
+        return latex.replace("\\end{table}", "\\par\\footnotesize " + " \\\\\n".join(
+            latex_escape(n) for n in notes if n) + "\n\\end{table}")
 
     def to_csv(self) -> str:
-        """Plain-text cells (no bold) with the footnotes as trailing ``# [n] ...`` lines."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.header)
-        for row in self.rows:
-            writer.writerow([c.plain() for c in row])
-        for i, t in enumerate(self.footnotes, start=1):
-            writer.writerow([f"# [{i}] {t}"])
-        return buf.getvalue()
+        return self.plain().to_csv(index=False) + "".join(f"# {n}\n" for n in self._notes())
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ``<name>.md``, ``<name>.tex`` and ``<name>.csv`` into ``out_dir``."""
+        """``<name>.md``, ``<name>.tex`` and ``<name>.csv`` in ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        for ext, text in (
-            ("md", self.to_markdown()),
-            ("tex", self.to_latex()),
-            ("csv", self.to_csv()),
-        ):
+        for ext, render in (("md", self.to_markdown), ("tex", self.to_latex), ("csv", self.to_csv)):
             path = out / f"{self.name}.{ext}"
-            path.write_text(text, encoding="utf-8")
+            path.write_text(render(), encoding="utf-8")
             paths.append(path)
         return paths
-
-    def _n_labels(self) -> int:
-        labels = {"Group", "Backbone", "Method", "Task"}
-        return sum(1 for h in self.header if h in labels)
-
-
-def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
-
-
-_TEX = {
-    "\\": "\\textbackslash{}",
-    "&": "\\&",
-    "%": "\\%",
-    "$": "\\$",
-    "#": "\\#",
-    "_": "\\_",
-    "{": "\\{",
-    "}": "\\}",
-    "~": "\\textasciitilde{}",
-    "^": "\\textasciicircum{}",
-    PM: "$\\pm$",
-    DELTA: "$\\Delta$",
-    "†": "$^\\dagger$",
-}
-
-
-def _tex_escape(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in s)
-
-
-def _marks_tex(notes: list[int]) -> str:
-    return "".join(f"\\textsuperscript{{{n}}}" for n in notes)
 
 
 class _Notes:
@@ -200,391 +105,195 @@ class _Notes:
     def __init__(self) -> None:
         self.items: list[str] = []
 
-    def add(self, text: str) -> int:
+    def mark(self, text: str) -> str:
         if text not in self.items:
             self.items.append(text)
-        return self.items.index(text) + 1
-
-
-# --------------------------------------------------------------------------- aggregation
+        return f" [{self.items.index(text) + 1}]"
 
 
 def fmt_mean_std(mean: float, std: float, n: int, show_n: bool = False) -> str:
-    """``'71.2 ± 0.5'`` (sample std, ddof=1) for n >= 2, ``'71.2'`` for one seed."""
-    text = f"{mean:.1f}" if n < 2 or math.isnan(std) else f"{mean:.1f} {PM} {std:.1f}"
+    """``'71.2 ± 0.5'`` (sample std) for n >= 2, ``'71.2'`` for one seed; ``(n=k)`` on request."""
+    text = f"{mean:.1f}" if n < 2 or math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
     return f"{text} (n={n})" if show_n else text
 
 
-def fmt_value(v: float) -> str:
-    """A published value as printed: one decimal unless it has two."""
-    return f"{v:.1f}" if abs(round(v, 1) - v) < 1e-9 else f"{v:.2f}"
+def fmt_published(value: float) -> str:
+    return f"{value:.1f}" if abs(round(value, 1) - value) < 1e-9 else f"{value:.2f}"
 
 
-def fmt_delta(d: float) -> str:
-    """Signed one-decimal delta: ``'+1.3'``, ``'-2.1'``."""
-    d = round(d, 1) + 0.0  # no '-0.0'
-    return f"{d:+.1f}"
+def reported(df: pd.DataFrame) -> pd.DataFrame:
+    """Completed primary-metric values on each run's reported split (NER: test)."""
+    split = df["reported_split"].map({"test": "test"}).fillna("eval")
+    return df[(df["status"] == "completed") & df["is_primary"] & (df["split"] == split)]
 
 
-def choose_splits(df: pd.DataFrame) -> dict[str, str]:
-    """Per task, ``test`` when every completed run has a test value of the primary metric
-    (NER, as the official code reports test at the best-dev checkpoint), else ``eval``."""
-    out: dict[str, str] = {}
-    done = df[(df["status"] == "completed") & df["is_primary"]]
-    for task, sub in done.groupby("task"):
-        runs = sub.drop_duplicates(["group", "model", "method", "seed"]).shape[0]
-        tests = sub[sub["split"] == "test"].drop_duplicates(["group", "model", "method", "seed"])
-        out[str(task)] = "test" if runs and tests.shape[0] == runs else "eval"
-    return out
+def display_names(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Display names of backbones (with size) and tasks (with data source), from the records."""
+    models = df.groupby("model").agg(display=("model_display", "first"), params=("backbone_params", "max"))
+    backbone = {m: f"{r.display if isinstance(r.display, str) else m} ({style.format_count(r.params)})"
+                for m, r in models.iterrows()}
+    tasks = {}
+    for task, sub in df.groupby("task"):
+        display = sub["task_display"].dropna().iloc[0] if sub["task_display"].notna().any() else task
+        sources = sorted(sub["data_source"].dropna().unique())
+        tasks[task] = style.task_label(display, sources[0]) if len(sources) == 1 else (
+            f"{display} ({', '.join(sources)})" if sources else display)
+    methods = df.groupby("method")["method_display"].first()
+    return {"backbone": pd.Series(backbone), "task": pd.Series(tasks),
+            "method": methods.where(methods.notna(), methods.index.to_series())}
 
 
-def aggregate(df: pd.DataFrame, splits: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per group x model x method x task: primary-metric mean/std/n over completed seeds,
-    plus failed seeds with their errors and the count of missing runs."""
-    splits = splits if splits is not None else choose_splits(df)
-    keys = ["group", "model", "method", "task"]
-    rows = []
-    for key, sub in df.groupby(keys, sort=False, dropna=False):
-        task = key[3]
-        split = splits.get(task, "eval")
-        vals = sub[(sub["status"] == "completed") & sub["is_primary"] & (sub["split"] == split)]
-        vals = vals.drop_duplicates(["seed"])["value"].astype(float)
-        failed = sub[sub["status"] == "failed"].drop_duplicates(["seed"])
-        missing = sub[sub["status"] == "missing"].drop_duplicates(["seed"])
-        rows.append(
-            {
-                **dict(zip(keys, key, strict=True)),
-                "family": sub["family"].iloc[0],
-                "backbone_params": sub["backbone_params"].astype(float).max(),
-                "metric": sub["primary_metric"].dropna().iloc[0]
-                if sub["primary_metric"].notna().any()
-                else "",
-                "split": split,
-                "mean": vals.mean() if len(vals) else math.nan,
-                "std": vals.std(ddof=1) if len(vals) >= 2 else math.nan,
-                "n": int(len(vals)),
-                "n_failed": int(len(failed)),
-                "failed": [
-                    (None if pd.isna(s) else int(s), str(e))
-                    for s, e in zip(failed["seed"], failed["error"], strict=True)
-                ],
-                "n_missing": int(len(missing)),
-            }
-        )
-    return pd.DataFrame(rows)
+def _row_order(keys: pd.DataFrame) -> pd.DataFrame:
+    order = keys.assign(_method=keys["method"].map(style.method_order))
+    return order.sort_values(["group", "backbone_params", "model", "_method", "method", "variant_label"],
+                             na_position="last").drop(columns="_method")
 
 
-def _row_order(agg: pd.DataFrame) -> list[tuple[str, str, str]]:
-    rows = agg.drop_duplicates(["group", "model", "method"])[
-        ["group", "model", "method", "backbone_params"]
-    ]
-    params = rows.groupby("model")["backbone_params"].max().to_dict()
-    keys = [(r.group, r.model, r.method) for r in rows.itertuples()]
-    return sorted(
-        keys,
-        key=lambda k: (k[0], _nan_last(params.get(k[1])), k[1], catalog.method_order(k[2]), k[2]),
-    )
+def _failure(backbone: str, method: str, task: str, failed: pd.DataFrame) -> str:
+    reasons = failed.groupby("error")["seed"].apply(lambda s: ", ".join("?" if pd.isna(x) else str(x) for x in s))
+    parts = [f"seed{'s' if ', ' in seeds else ''} {seeds}: {error}" for error, seeds in reasons.items()]
+    return f"{backbone} / {method} / {task} failed ({'; '.join(parts)})"
 
 
-def _nan_last(v: float | None) -> float:
-    return math.inf if v is None or math.isnan(v) else v
-
-
-def _failure_note(model: str, method: str, task: str, failed: list[tuple[object, str]]) -> str:
-    by_reason: dict[str, list[str]] = {}
-    for seed, err in failed:
-        by_reason.setdefault(err, []).append("?" if seed is None or pd.isna(seed) else str(seed))
-    parts = [
-        f"seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {err}" for err, s in by_reason.items()
-    ]
-    return (
-        f"{catalog.model_display(model)} / {catalog.method_display(method)} / "
-        f"{catalog.task_display(task)} failed ({'; '.join(parts)})"
-    )
-
-
-def _pub_note(hit: dict) -> str:
-    combined = (
-        " -- the paper's combined PT row (prompt tuning & P-Tuning v1)" if hit["combined"] else ""
-    )
-    return (
-        f"Published: {hit['paper']}, {hit['table']} ({hit['method_label']}, "
-        f"{hit['backbone_label']}){combined}; setting: {hit['setting']}; "
-        f"status: {hit['status']}; source: {hit['source']}"
-    )
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def family_table(
-    df: pd.DataFrame, family: str, published: pd.DataFrame | None = None
-) -> Table | None:
-    """Table for one task family (``None`` if the family has no rows).
-
-    With ``published`` every cell gets ``(pub X; Δ ±d)`` and a source footnote where a
-    sourced table value exists, else ``(n/p)``.
-    """
-    sub = df[df["family"] == family]
+def family_table(df: pd.DataFrame, family: str, published: pd.DataFrame | None = None) -> Table | None:
+    """The table of one task family (``None`` if the family has no rows)."""
+    sub = df[df["family"] == family].copy()
     if sub.empty:
         return None
-    splits = choose_splits(sub)
-    agg = aggregate(sub, splits)
-    tasks = sorted(agg["task"].unique(), key=lambda t: (catalog.task_order(t), t))
-    index = {(r.group, r.model, r.method, r.task): r for r in agg.itertuples()}
-    multi_group = agg["group"].nunique() > 1
-    ns = set(agg.loc[agg["n"] > 0, "n"])
-    show_n = len(ns) > 1
+    sub["variant_label"] = sub["variant_label"].fillna("")
+    names = display_names(sub)
+    values = reported(sub)
+    stats = pd.pivot_table(values, index=ROW, columns="task", values="value",
+                           aggfunc=["mean", "std", "count"], dropna=False) if len(values) else pd.DataFrame()
+    tasks = sorted(sub["task"].unique(), key=lambda t: names["task"][t])
+    keys = _row_order(sub.groupby(ROW, dropna=False)["backbone_params"].max().reset_index())
+    multi_group = sub["group"].nunique() > 1
+    counts = set(stats["count"].fillna(0).astype(int).stack()) - {0} if not stats.empty else set()
+    show_n = len(counts) > 1
     notes = _Notes()
-    order = _row_order(agg)
-    params = agg.groupby("model")["backbone_params"].max().to_dict()
-
-    header = (["Group"] if multi_group else []) + ["Backbone", "Method"]
-    header += [catalog.task_display(t) for t in tasks] + ["Avg"]
-
-    # means per row for bolding/averages
-    table_rows: list[list[Cell]] = []
-    means: list[dict[str, float]] = []
-    complete: list[bool] = []
-    avg_marker = None
-    for group, model, method in order:
-        label = [Cell(group)] if multi_group else []
-        label += [
-            Cell(f"{catalog.model_display(model)} ({catalog.format_count(params.get(model))})"),
-            Cell(catalog.method_display(method)),
-        ]
-        row = list(label)
+    rows, suffixes, means = [], [], []
+    for key in keys.itertuples(index=False):
+        index = (key.group, key.model, key.method, key.variant_label)
+        method = names["method"][key.method] + (f" [{key.variant_label}]" if key.variant_label else "")
+        row = {**({"Group": key.group} if multi_group else {}), "Backbone": names["backbone"][key.model],
+               "Method": method}
+        suffix = dict.fromkeys(row, "")
         row_means: dict[str, float] = {}
-        pub_vals: dict[str, float] = {}
+        published_values: dict[str, float] = {}
         for task in tasks:
-            r = index.get((group, model, method, task))
-            cell = Cell(MISSING)
-            if r is not None and r.n > 0:
-                cell = Cell(fmt_mean_std(r.mean, r.std, r.n, show_n))
-                row_means[task] = r.mean
-                if r.n_failed:
-                    cell.notes.append(notes.add(_failure_note(model, method, task, r.failed)))
-            elif r is not None and r.n_failed:
-                cell = Cell(FAILED, notes=[notes.add(_failure_note(model, method, task, r.failed))])
+            column = names["task"][task]
+            count = stats["count"][task].get(index) if task in stats.get("count", {}) else None
+            n = int(count) if count is not None and pd.notna(count) else 0
+            failed = sub[(sub["status"] == "failed") & (sub["task"] == task) & (sub["group"] == key.group)
+                         & (sub["model"] == key.model) & (sub["method"] == key.method)
+                         & (sub["variant_label"] == key.variant_label)].drop_duplicates("seed")
+            row[column], suffix[column] = MISSING, ""
+            if n:
+                row[column] = fmt_mean_std(stats["mean"][task][index], stats["std"][task][index], n, show_n)
+                row_means[task] = stats["mean"][task][index]
+            elif len(failed):
+                row[column] = FAILED
+            if len(failed):
+                suffix[column] += notes.mark(_failure(row["Backbone"], method, column, failed))
             if published is not None:
-                metric = r.metric if r is not None else catalog.PRIMARY_METRIC.get(task, "")
-                hit = pubmod.lookup(published, model, method, task, metric)
+                metric = sub.loc[sub["task"] == task, "primary_metric"].dropna().iloc[0]
+                hit = pubmod.lookup(published, key.model, key.method, task, metric)
                 if hit is None:
-                    cell.extra = NOT_PUBLISHED
+                    suffix[column] += f" ({NOT_PUBLISHED})"
                 else:
-                    pub_vals[task] = float(hit["value"])
-                    tag = " PT" if hit["combined"] else ""
-                    cell.extra = f"pub{tag} {fmt_value(hit['value'])}"
-                    if task in row_means:
-                        cell.extra += f"; {DELTA} {fmt_delta(row_means[task] - hit['value'])}"
-                    cell.extra_notes.append(notes.add(_pub_note(hit)))
-            row.append(cell)
-        is_complete = len(row_means) == len(tasks)
-        if row_means:
-            avg = sum(row_means.values()) / len(row_means)
-            avg_cell = Cell(f"{avg:.1f}" + ("" if is_complete else "*"))
-            if not is_complete:
-                avg_marker = "* Avg over the tasks this row has (not comparable with full rows)."
-            row_means["__avg__"] = avg
-        else:
-            avg_cell = Cell(MISSING)
+                    published_values[task] = float(hit["value"])
+                    delta = f"; Δ {round(row_means[task] - hit['value'], 1) + 0.0:+.1f}" if task in row_means else ""
+                    suffix[column] += (f" (pub{' PT' if hit['combined'] else ''} {fmt_published(hit['value'])}{delta})"
+                                       + notes.mark(pubmod.note(hit)))
+        complete = len(row_means) == len(tasks)
+        average = sum(row_means.values()) / len(row_means) if row_means else math.nan
+        row["Avg"] = MISSING if not row_means else f"{average:.1f}" + ("" if complete else "*")
+        suffix["Avg"] = ""
         if published is not None:
-            if len(pub_vals) == len(tasks):
-                pavg = sum(pub_vals.values()) / len(pub_vals)
-                avg_cell.extra = f"pub {pavg:.1f}"
-                if is_complete:
-                    avg_cell.extra += f"; {DELTA} {fmt_delta(row_means['__avg__'] - pavg)}"
+            if len(published_values) == len(tasks):
+                reference = sum(published_values.values()) / len(tasks)
+                delta = f"; Δ {round(average - reference, 1) + 0.0:+.1f}" if complete else ""
+                suffix["Avg"] = f" (pub {reference:.1f}{delta})"
             else:
-                avg_cell.extra = NOT_PUBLISHED
-        row.append(avg_cell)
-        table_rows.append(row)
-        means.append(row_means)
-        complete.append(is_complete)
-
-    _bold_best(order, tasks, table_rows, means, complete, len(header) - len(tasks) - 1)
-    block_starts = [i for i, k in enumerate(order) if i == 0 or k[:2] != order[i - 1][:2]]
-
-    metric_desc = []
-    for task in tasks:
-        metric = agg.loc[agg["task"] == task, "metric"].iloc[0]
-        split = "test split, checkpoint selected on dev" if splits.get(task) == "test" else "dev"
-        metric_desc.append(f"{catalog.task_display(task)}: {metric} ({split})")
-    caption = (
-        "Mean ± sample std over seeds"
-        + (", n = number of seeds" if show_n else "")
-        + "; best per backbone in bold; '-' = no result (missing). "
-        + "Metrics: "
-        + "; ".join(metric_desc)
-        + "."
-    )
-    sources = sorted(str(v) for v in sub["data_source"].dropna().unique())
-    if sources:
-        caption += f" Data: {', '.join(sources)}."
+                suffix["Avg"] = f" ({NOT_PUBLISHED})"
+        rows.append(row)
+        suffixes.append(suffix)
+        means.append({**{names["task"][t]: v for t, v in row_means.items()}, **({"Avg": average} if complete else {})})
+    text = pd.DataFrame(rows)
+    value = pd.DataFrame(means, columns=text.columns, index=text.index).astype(float).round(1)
+    blocks = text["Backbone"] if not multi_group else text["Group"] + "|" + text["Backbone"]
+    best = value.groupby(blocks).transform("max")
+    enough = value.notna().groupby(blocks).transform("sum") >= 2
+    bold = (value == best) & enough & value.notna()
+    metrics = "; ".join(f"{names['task'][t]}: {sub.loc[sub['task'] == t, 'primary_metric'].dropna().iloc[0]} "
+                        f"({'test split, checkpoint chosen on dev' if (sub.loc[sub['task'] == t, 'reported_split'] == 'test').all() else 'dev'})"
+                        for t in tasks)
+    sources = ", ".join(sorted(sub["data_source"].dropna().unique())) or "unknown"
+    caption = (f"Mean ± sample std over seeds{', n = seeds' if show_n else ''}; best per backbone in bold; "
+               f"'-' = no result. Metrics: {metrics}. Data: {sources}"
+               + (" (generated rows that follow each task's schema, not the benchmark)" if "synthetic" in sources else "")
+               + "." + (" [variant] = options that differ between configurations of a cell." if (keys["variant_label"] != "").any() else "")
+               + (" * Avg over the tasks this row has." if any(r["Avg"].endswith("*") for r in rows) else ""))
     if published is not None:
-        caption += (
-            " pub = published value (source in footnotes), Δ = ours - published, "
-            "n/p = not published; 'pub PT' = the paper's combined prompt-tuning/"
-            "P-Tuning v1 row. Figure-only approximations are never used here."
-        )
-    footnotes = list(notes.items)
-    if avg_marker:
-        caption += " " + avg_marker
+        caption += (" pub = published value (source in footnotes), Δ = ours - published, n/p = not published; "
+                    "'pub PT' = the paper's combined prompt-tuning/P-Tuning v1 row.")
     suffix = "_vs_published" if published is not None else ""
-    title = f"{family} results" + (" vs. published" if published is not None else "")
-    return Table(
-        name=family.lower() + suffix,
-        title=title,
-        header=header,
-        rows=table_rows,
-        caption=caption,
-        footnotes=footnotes,
-        block_starts=block_starts,
-    )
-
-
-def _bold_best(
-    order: list[tuple[str, str, str]],
-    tasks: list[str],
-    rows: list[list[Cell]],
-    means: list[dict[str, float]],
-    complete: list[bool],
-    first_col: int,
-) -> None:
-    """Bold the best (1-decimal) value per backbone block and column, if >= 2 compete."""
-    blocks: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(order):
-        blocks.setdefault(key[:2], []).append(i)
-    for idx in blocks.values():
-        for j, task in enumerate([*tasks, "__avg__"]):
-            cand = [i for i in idx if task in means[i] and (task != "__avg__" or complete[i])]
-            if len(cand) < 2:
-                continue
-            best = max(round(means[i][task], 1) for i in cand)
-            for i in cand:
-                if round(means[i][task], 1) == best:
-                    rows[i][first_col + j].bold = True
+    return Table(f"{family.lower()}{suffix}", f"{family} results" + (" vs. published" if published is not None else ""),
+                 text, bold, pd.DataFrame(suffixes, index=text.index), caption, notes.items)
 
 
 def cost_table(df: pd.DataFrame) -> Table:
-    """Per cell: trainable params (abs. and % of backbone), train time, peak memory, seeds."""
-    keys = ["group", "model", "method", "task"]
-    runs = df.drop_duplicates([*keys, "seed", "status"])
-    multi_group = runs["group"].nunique() > 1
+    """Per cell: trainable parameters (absolute, % of backbone), train time, peak memory, seeds."""
+    runs = df.drop_duplicates([*ROW, "task", "seed", "status"]).copy()
+    runs["variant_label"] = runs["variant_label"].fillna("")
+    names = display_names(runs)
     notes = _Notes()
-    header = (["Group"] if multi_group else []) + [
-        "Backbone",
-        "Method",
-        "Task",
-        "Trainable params",
-        "Trainable % of backbone",
-        "Train time (s)",
-        "Peak memory (MB)",
-        "Seeds",
-    ]
-    params = runs.groupby("model")["backbone_params"].max().to_dict()
-    cells = {k: g for k, g in runs.groupby(keys, sort=False)}
-    order = sorted(
-        cells,
-        key=lambda k: (
-            k[0],
-            _nan_last(params.get(k[1])),
-            k[1],
-            catalog.method_order(k[2]),
-            catalog.task_order(k[3]),
-        ),
-    )
-    rows: list[list[Cell]] = []
-    for key in order:
-        g = cells[key]
-        group, model, method, task = key
-        done = g[g["status"] == "completed"]
-        failed = g[g["status"] == "failed"]
-        label = [Cell(group)] if multi_group else []
-        label += [
-            Cell(f"{catalog.model_display(model)} ({catalog.format_count(params.get(model))})"),
-            Cell(catalog.method_display(method)),
-            Cell(catalog.task_display(task)),
-        ]
-        with_params = g[g["params_trainable"].notna()]
-        if not with_params.empty:
-            tp = float(with_params["params_trainable"].iloc[0])
-            pct = float(with_params["trainable_pct"].iloc[0])
-            p_cells = [Cell(f"{int(tp):,}"), Cell(catalog.format_pct(pct))]
-        else:
-            p_cells = [Cell(MISSING), Cell(MISSING)]
-        if not done.empty:
-            t = done["train_seconds"].astype(float).dropna()
-            m = done["peak_memory_mb"].astype(float).dropna()
-            time_cell = Cell(fmt_mean_std(t.mean(), t.std(ddof=1), len(t)) if len(t) else MISSING)
-            mem_cell = Cell(f"{m.mean():.0f}" if len(m) else MISSING)
-            seeds = Cell(str(len(done)))
-            if not failed.empty:
-                seeds.notes.append(
-                    notes.add(
-                        _failure_note(
-                            model,
-                            method,
-                            task,
-                            list(zip(failed["seed"], failed["error"], strict=True)),
-                        )
-                    )
-                )
-        elif not failed.empty:
-            time_cell, mem_cell = Cell(MISSING), Cell(MISSING)
-            seeds = Cell(
-                FAILED,
-                notes=[
-                    notes.add(
-                        _failure_note(
-                            model,
-                            method,
-                            task,
-                            list(zip(failed["seed"], failed["error"], strict=True)),
-                        )
-                    )
-                ],
-            )
-        else:
-            time_cell, mem_cell, seeds = Cell(MISSING), Cell(MISSING), Cell(MISSING)
-        rows.append([*label, *p_cells, time_cell, mem_cell, seeds])
-    block_starts = [i for i, k in enumerate(order) if i == 0 or k[:2] != order[i - 1][:2]]
-    caption = (
-        "Trainable = method + head (+ backbone for fine-tuning); % of the backbone's "
-        "parameters. Train time: mean ± std over completed seeds; peak memory: mean."
-    )
-    return Table(
-        name="cost",
-        title="Cost per cell",
-        header=header,
-        rows=rows,
-        caption=caption,
-        footnotes=notes.items,
-        block_starts=block_starts,
-    )
+    multi_group = runs["group"].nunique() > 1
+    rows, suffixes = [], []
+    keys = runs.groupby([*ROW, "task"], dropna=False)["backbone_params"].max().reset_index()
+    keys = keys.assign(_method=keys["method"].map(style.method_order),
+                       _family=keys["task"].map(runs.groupby("task")["family"].first()).map(style.family_order),
+                       _task=keys["task"].map(names["task"]))
+    keys = keys.sort_values(["group", "backbone_params", "model", "_method", "method", "variant_label",
+                             "_family", "_task"], na_position="last")
+    for key in keys.itertuples(index=False):
+        cell = runs[(runs["group"] == key.group) & (runs["model"] == key.model) & (runs["method"] == key.method)
+                    & (runs["variant_label"] == key.variant_label) & (runs["task"] == key.task)]
+        done, failed = cell[cell["status"] == "completed"], cell[cell["status"] == "failed"]
+        method = names["method"][key.method] + (f" [{key.variant_label}]" if key.variant_label else "")
+        row = {**({"Group": key.group} if multi_group else {}), "Backbone": names["backbone"][key.model],
+               "Method": method, "Task": names["task"][key.task]}
+        with_params = cell.dropna(subset=["params_trainable"])
+        row["Trainable params"] = f"{int(with_params['params_trainable'].iloc[0]):,}" if len(with_params) else MISSING
+        row["Trainable % of backbone"] = (style.format_pct(with_params["trainable_pct"].iloc[0])
+                                          if len(with_params) else MISSING)
+        seconds = done["train_seconds"].dropna()
+        row["Train time (s)"] = fmt_mean_std(seconds.mean(), seconds.std(), len(seconds)) if len(seconds) else MISSING
+        memory = done["peak_memory_mb"].dropna()
+        row["Peak memory (MB)"] = f"{memory.mean():.0f}" if len(memory) else MISSING
+        row["Seeds"] = str(len(done)) if len(done) else (FAILED if len(failed) else MISSING)
+        rows.append(row)
+        suffixes.append({"Seeds": notes.mark(_failure(row["Backbone"], method, row["Task"], failed)) if len(failed) else ""})
+    text = pd.DataFrame(rows)
+    suffix = pd.DataFrame(suffixes, index=text.index).reindex(columns=text.columns).fillna("")
+    caption = ("Trainable = method + head (+ backbone for fine-tuning); % of the backbone's parameters. "
+               "Train time: mean ± std over completed seeds; peak memory: mean.")
+    return Table("cost", "Cost per cell", text, pd.DataFrame(False, index=text.index, columns=text.columns),
+                 suffix, caption, notes.items)
 
 
 def build_tables(df: pd.DataFrame, published: pd.DataFrame | None = None) -> list[Table]:
-    """All tables: per family (ours, and vs. published when given), then the cost table."""
-    families = [f for f in catalog.FAMILIES if (df["family"] == f).any()]
-    families += sorted(set(df["family"].dropna()) - set(catalog.FAMILIES))
-    tables: list[Table] = []
-    for fam in families:
-        t = family_table(df, fam)
-        if t is not None:
-            tables.append(t)
+    """Per family (ours, then vs. published when given), then the cost table."""
+    tables = []
+    for family in sorted(df["family"].dropna().unique(), key=style.family_order):
+        tables.append(family_table(df, family))
         if published is not None:
-            tp = family_table(df, fam, published)
-            if tp is not None:
-                tables.append(tp)
-    tables.append(cost_table(df))
-    return tables
+            tables.append(family_table(df, family, published))
+    return [*[t for t in tables if t is not None], cost_table(df)]
 
 
-def write_tables(
-    df: pd.DataFrame, out_dir: str | Path, published: pd.DataFrame | None = None
-) -> list[Table]:
-    """Build every table and write ``.md``/``.tex``/``.csv`` files into ``out_dir``."""
+def write_tables(df: pd.DataFrame, out_dir: str | Path, published: pd.DataFrame | None = None) -> list[Table]:
     tables = build_tables(df, published)
-    for t in tables:
-        t.write(out_dir)
+    for table in tables:
+        table.write(out_dir)
     return tables

@@ -1,4 +1,4 @@
-"""Result records for the analysis tests, written in the runner's schema (version 1).
+"""Result records for the analysis tests, built with the record schema (ptuning.records).
 
 Values are built so that means and sample stds are exact: seed s of a cell with
 ``(base, d)`` scores ``base + (s - 1) * d``, so over seeds 0-2 the mean is ``base`` and the
@@ -10,6 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from ptuning.records import (
+    RECORD_FILE,
+    Cell,
+    Identity,
+    Record,
+    cell_dir,
+    validate_record,
+    write_json_atomic,
+)
 
 SEEDS = (0, 1, 2)
 MODELS: dict[str, dict[str, Any]] = {
@@ -56,18 +66,12 @@ NER_VALUES: dict[tuple[str, str], tuple[float, float, float, float]] = {
     ("minilm_l6", "ptuning_v2"): (80.0, 1.0, 78.0, 0.5),
 }
 FAILED_CELL = ("minilm_l6", "prompt_tuning", "cb")
-FAILED_ERROR = "CUDA out of memory"
+FAILED_ERROR = "RuntimeError: CUDA out of memory"  # as the record shows it
 MISSING_CELL = ("tiny_bert", "ptuning_v2", "cb")
 
-PRIMARY = {"rte": "accuracy", "boolq": "accuracy", "cb": "accuracy", "conll04": "f1"}
-FAMILY = {
-    "rte": "classification",
-    "boolq": "classification",
-    "cb": "classification",
-    "conll04": "ner",
-}
-TRAIN_SECONDS = {"finetune": 20.0, "prompt_tuning": 5.0, "ptuning_v2": 10.0}
-MEMORY_MB = {"finetune": 2000.0, "prompt_tuning": 1100.0, "ptuning_v2": 1200.0}
+PRIMARY = {"rte": "accuracy", "boolq": "accuracy", "cb": "accuracy", "conll04": "f1", "sst2": "accuracy"}
+TRAIN_SECONDS = {"finetune": 20.0, "prompt_tuning": 5.0, "ptuning_v2": 10.0, "lora": 8.0}
+MEMORY_MB = {"finetune": 2000.0, "prompt_tuning": 1100.0, "ptuning_v2": 1200.0, "lora": 1300.0}
 
 
 def method_params(model: str, method: str) -> dict[str, int]:
@@ -91,6 +95,14 @@ def method_params(model: str, method: str) -> dict[str, int]:
     }
 
 
+TASKS = {"rte": ("RTE", "SuperGLUE", "validation"), "boolq": ("BoolQ", "SuperGLUE", "validation"),
+         "cb": ("CB", "SuperGLUE", "validation"), "conll04": ("CoNLL04", "NER", "test"),
+         "sst2": ("SST-2", "GLUE", "validation")}  # a task the analysis package never heard of
+MODEL_DISPLAY = {"tiny_bert": "tiny BERT (random)", "minilm_l6": "MiniLM-L6", "bert_large": "BERT-large"}
+METHOD_DISPLAY = {"finetune": ("Fine-tuning", "full"), "prompt_tuning": ("Prompt tuning (Lester)", "prompt"),
+                  "ptuning_v2": ("P-Tuning v2", "prompt"), "lora": ("LoRA", "injection")}
+
+
 def make_record(
     model: str,
     method: str,
@@ -102,84 +114,45 @@ def make_record(
     test_metrics: dict[str, float] | None = None,
     error: str | None = None,
     group: str = "default",
+    options: dict[str, Any] | None = None,
+    task_version: int = 1,
+    source: str = "local",
 ) -> dict[str, Any]:
-    """One result record in the runner's schema."""
+    """One result record, built by the schema's owner (ptuning.records)."""
     m = MODELS[model]
     primary = PRIMARY[task]
-    return {
-        "schema_version": 1,
-        "status": status,
-        "error": error,
-        "group": group,
-        "cell": {"method": method, "model": model, "task": task, "seed": seed},
-        "task": {
-            "name": task,
-            "family": FAMILY[task],
-            "version": 1,
-            "metrics": [primary],
-            "primary_metric": primary,
-        },
-        "model_info": {
-            "name": model,
-            "family": m["family"],
-            "hf_name": f"hf/{model}",
-            "backbone_params": m["params"],
-        },
-        "metrics": metrics or {},
-        "test_metrics": test_metrics or {},
-        "primary_metric": primary,
-        "params": method_params(model, method),
-        "cost": {
-            "train_seconds": TRAIN_SECONDS[method] * (seed + 1),
-            "eval_seconds": 1.0,
-            "peak_memory_mb": MEMORY_MB[method] + 10.0 * seed,
-            "device": "cpu",
-        },
-        "selection": {
-            "rule": "best_eval_epoch",
-            "metric": primary,
-            "epoch": 3.0,
-            "step": 120,
-            "split": "validation",
-        },
-        "data": {
-            "source": "synthetic",
-            "train_examples": 512,
-            "eval_examples": 256,
-            "test_examples": 256 if test_metrics else 0,
-            "split_note": None,
-        },
-        "config": {
-            "method": {"name": method},
-            "model": {"name": model},
-            "task": {"name": task},
-            "seed": seed,
-        },
-        "env": {
-            "python": "3.11.7",
-            "torch": "2.13.0",
-            "transformers": "5.23.0",
-            "git_commit": "abc123",
-        },
-        "created": f"2026-11-22T20:00:{seed:02d}+00:00",
-    }
+    display, family, reported = TASKS[task]
+    cell = Cell(method, model, task, seed)
+    record = Record(
+        group=group, cell=cell, identity=Identity.of(cell, options or {}, task_version, f"rows-{task}"),
+        config={"method": {"name": method}, "model": {"name": model}, "task": {"name": task}, "seed": seed},
+        status=status,
+        task={"name": task, "display": display, "family": family, "version": task_version,
+              "metrics": [primary], "primary_metric": primary, "reported_split": reported},
+        model={"name": model, "display": MODEL_DISPLAY[model], "family": m["family"], "hf_name": f"hf/{model}",
+               "backbone_params": m["params"]},
+        method={"name": method, "display": METHOD_DISPLAY[method][0], "kind": METHOD_DISPLAY[method][1],
+                "trains_backbone": method == "finetune"},
+        params=method_params(model, method),
+        data={"source": source, "train_examples": 512, "eval_examples": 256,
+              "test_examples": 256 if test_metrics else 0, "split_note": None},
+        metrics=metrics or {}, test_metrics=test_metrics or {},
+        selection={"rule": "best_eval_epoch", "metric": primary, "epoch": 3.0, "step": 120, "split": "validation"},
+        cost={"train_seconds": TRAIN_SECONDS[method] * (seed + 1), "eval_seconds": 1.0,
+              "peak_memory_mb": MEMORY_MB[method] + 10.0 * seed, "device": "cpu"},
+        error={"type": "RuntimeError", "message": error, "traceback": []} if error else None,
+        env={"python": "3.11.7", "torch": "2.13.0", "transformers": "5.23.0", "git_commit": "abc123"},
+        created=f"2026-11-22T20:00:{seed:02d}+00:00", updated=f"2026-11-22T20:01:{seed:02d}+00:00",
+    )
+    return validate_record(json.loads(json.dumps(record.to_dict())), "fixture")
 
 
 def write_record(root: Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` at the runner's path layout under ``root``."""
+    """Write ``record`` where the runner would (its identity's folder) under ``root``."""
     c = record["cell"]
-    path = (
-        root
-        / record["group"]
-        / c["task"]
-        / c["model"]
-        / c["method"]
-        / f"seed{c['seed']}-deadbeef"
-        / "result.json"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    return path
+    folder = cell_dir(root, record["group"], Cell(c["method"], c["model"], c["task"], c["seed"]),
+                      record["identity"]["variant"])
+    return write_json_atomic(folder / RECORD_FILE, record)
 
 
 def all_records() -> list[dict[str, Any]]:
@@ -204,7 +177,7 @@ def all_records() -> list[dict[str, Any]]:
                     test_metrics={"f1": tb + (s - 1) * td},
                 )
             )
-    recs.append(make_record(*FAILED_CELL, 0, status="failed", error=FAILED_ERROR))
+    recs.append(make_record(*FAILED_CELL, 0, status="failed", error="CUDA out of memory"))
     recs.append(make_record(*MISSING_CELL, 0, status="running"))
     return recs
 
