@@ -28,11 +28,13 @@ $(VENV)/.ready: pyproject.toml constraints.txt
 
 # The embedded default grid (offline, synthetic tasks, MiniLM), then the report.
 # PRESET=mini DATA_ROOT=../shared/data runs every method on real local files.
+# The report is written even when a cell failed; the grid's exit code is kept.
 reproduce: $(VENV)/.ready
-	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m experiments.run -m preset=$(PRESET) \
-		paths.runs_dir=runs $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT)))
-	$(MAKE) --no-print-directory report RUNS=$(RUNS)
-	@for t in superglue ner qa; do f=$(RUNS)/report/tables/$$t.md; if [ -f $$f ]; then echo; cat $$f; fi; done
+	@WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m experiments.run -m preset=$(PRESET) \
+		paths.runs_dir=runs $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT))); status=$$?; \
+	$(MAKE) --no-print-directory report RUNS=$(RUNS) || exit $$?; \
+	for t in superglue ner qa; do f=$(RUNS)/report/tables/$$t.md; if [ -f $$f ]; then echo; cat $$f; fi; done; \
+	exit $$status
 
 test: $(VENV)/.ready
 	WANDB_MODE=disabled $(PY) -m pytest -q

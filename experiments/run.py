@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -104,8 +105,10 @@ def one_line(err: Exception) -> str:
         group = (err.missing_cfg_file or "").rsplit("/", 1)[0]
         options = getattr(err, "options", None) or []
         return f"{first}; options for {group}: {', '.join(options)}" if options else first
-    if isinstance(err.__cause__, OmegaConfBaseException):
-        return omegaconf_message(err.__cause__)
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, OmegaConfBaseException):
+        where = re.match(r"In '([^']+)'", str(err))  # the config file that holds the bad value
+        return (f"in {where.group(1)}: " if where else "") + omegaconf_message(cause)
     return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 

@@ -94,14 +94,35 @@ def _prompted(method: str, model_name: str, head: str, num_labels: int, **option
 
 
 def _capture(model: PromptedModel, batch: dict[str, torch.Tensor]):
-    """Model outputs and the backbone's (lengthened) last hidden state."""
+    """Model outputs and the backbone's (lengthened) last hidden state; the lengthened input
+    embeddings are kept in ``model.captured_embeds`` for :func:`_check_layout`."""
     captured = {}
     hook = model.backbone.register_forward_hook(
         lambda m, a, out: captured.update(hidden=out.last_hidden_state))
+    pre = model.backbone.register_forward_pre_hook(
+        lambda m, a, kwargs: captured.update(embeds=kwargs["inputs_embeds"]), with_kwargs=True)
     with torch.no_grad():
         out = model(**batch)
     hook.remove()
+    pre.remove()
+    model.captured_embeds = captured["embeds"]
     return out, captured["hidden"]
+
+
+def _check_layout(model: PromptedModel, batch: dict[str, torch.Tensor], positions: torch.Tensor) -> None:
+    """The sequence the backbone received has each original token's embedding at
+    ``positions`` and the method's L prompt vectors everywhere else: the expected positions
+    are checked against what the library built, not assumed."""
+    embeds = model.captured_embeds
+    with torch.no_grad():
+        tokens = model.backbone.get_input_embeddings()(batch["input_ids"])
+        prompt = model.method(1, batch["prompt_anchors"][:1]).input_prompt[0]
+    for b in range(embeds.shape[0]):
+        assert torch.equal(embeds[b, positions[b]], tokens[b])
+        others = sorted(set(range(embeds.shape[1])) - set(positions[b].tolist()))
+        assert len(others) == len(prompt)
+        for row in embeds[b, others]:
+            assert any(torch.allclose(row, p) for p in prompt)
 
 
 def _expected_positions(method: str, options: dict, anchors: torch.Tensor, seq: int) -> torch.Tensor:
@@ -146,9 +167,7 @@ def test_token_logits_in_original_coordinates(method, options, model_name):
     with torch.no_grad():
         expected = model.head.classifier(mapped)
     assert torch.allclose(out["logits"], expected, atol=1e-6)
-    # the virtual-token states are not what the head saw
-    virtual = sorted(set(range(seq + length)) - set(positions[0].tolist()))
-    assert len(virtual) == length
+    _check_layout(model, batch, positions)
     # the loss is the cross entropy of those logits at the labelled (first sub-token) positions
     labels = batch["labels"]
     want = F.cross_entropy(expected.flatten(0, 1), labels.flatten(), ignore_index=-100)
@@ -286,6 +305,7 @@ def test_span_logits_in_original_coordinates(method, options):
     b, seq = batch["input_ids"].shape
     assert out["logits"].shape == (b, seq, 2)
     positions = _expected_positions(method, options, batch["prompt_anchors"], seq)
+    _check_layout(model, batch, positions)
     with torch.no_grad():
         expected = model.head.qa_outputs(hidden[torch.arange(b).unsqueeze(1), positions])
     real = batch["attention_mask"].bool()
@@ -311,11 +331,9 @@ def test_classification_pools_original_cls(method, options):
         task.encode(rows, model.info.tokenizer, 64, train=False).features)
     out, hidden = _capture(model, batch)
     pooler = model.backbone.pooler
-    cls_at = _expected_positions(method, options, batch["prompt_anchors"], 1)[:, 0]
-    if options.get("template") is None:
-        assert cls_at.tolist() == [options["length"]] * 4  # [CLS] sits after the prefix
-    else:
-        assert cls_at.tolist() == [0] * 4  # a template inserts after [CLS]
+    positions = _expected_positions(method, options, batch["prompt_anchors"], batch["input_ids"].shape[1])
+    _check_layout(model, batch, positions)
+    cls_at = positions[:, 0]  # where the original [CLS] really sits
     with torch.no_grad():
         cls = hidden[torch.arange(4), cls_at].unsqueeze(1)
         expected = model.head.classifier(pooler(cls))
@@ -338,6 +356,7 @@ def test_decoder_pools_last_real_token():
     b, seq = batch["input_ids"].shape
     last = batch["attention_mask"].sum(1) - 1
     positions = _expected_positions("ptuning_v1", options, batch["prompt_anchors"], seq)
+    _check_layout(model, batch, positions)
     with torch.no_grad():
         expected = model.head.classifier(hidden[torch.arange(b), positions[torch.arange(b), last]])
     assert torch.allclose(out["logits"], expected, atol=1e-6)

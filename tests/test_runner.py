@@ -335,6 +335,23 @@ def test_seeds_of_a_cell_never_share_a_folder(tmp_path):
     assert all(r["config"]["method"]["length"] == 3 for r in records)
 
 
+def test_a_typo_in_a_per_cell_file_stops_the_grid_before_any_cell_runs(tmp_path):
+    extra = tmp_path / "conf"
+    (extra / "preset").mkdir(parents=True)
+    (extra / "preset" / "typo.yaml").write_text(
+        "# @package _global_\ngroup: typo\ndata: {source: synthetic, synthetic_train: 16, synthetic_eval: 8}\n"
+        "train: {max_steps: 1}\nhydra:\n  sweeper:\n    params:\n      method: prompt_tuning,ptuning_v2\n")
+    cell = extra / "hparams" / "cell" / "typo" / "ptuning_v2" / "tiny_bert"
+    cell.mkdir(parents=True)
+    (cell / "rte.yaml").write_text("method: {lenght: 3}\n")
+    runs = tmp_path / "runs"
+    out = _cli(runs, "-m", f"--config-dir={extra}", "preset=typo", "model=tiny_bert", "task=rte")
+    assert out.returncode == 2
+    assert _errors(out.stderr) == ["error: in hparams/cell/typo/ptuning_v2/tiny_bert/rte: method.lenght: not an "
+                                   "option; options: dropout, hidden_size, length, lr, name, position_offset"]
+    assert not list(runs.rglob(RECORD_FILE))  # the prompt_tuning cell before it did not run either
+
+
 def test_multirun_joblib_launcher(tmp_path):
     """Two cells in two joblib worker processes, in the folders a basic run would use."""
     methods = ["prompt_tuning", "lora"]
