@@ -311,16 +311,21 @@ def test_a_cell_that_cannot_start_does_not_stop_the_grid(tmp_path, data_dir):
         in out.stderr
 
 
+def _user_preset(root: Path, name: str, method: str, cell_file: str, sweep: str = "") -> Path:
+    """A preset of the user's own (``--config-dir``) with a per-cell file for tiny BERT on RTE."""
+    (root / "preset").mkdir(parents=True)
+    (root / "preset" / f"{name}.yaml").write_text(
+        f"# @package _global_\ngroup: {name}\ndata: {{source: synthetic, synthetic_train: 16, synthetic_eval: 8}}\n"
+        "train: {max_steps: 1, threads: 1}\n" + sweep)
+    cell = root / "hparams" / "cell" / name / method / "tiny_bert"
+    cell.mkdir(parents=True)
+    (cell / "rte.yaml").write_text(cell_file)
+    return root
+
+
 def test_seeds_of_a_cell_never_share_a_folder(tmp_path):
     """A per-cell file that sets a seed is refused; seeds from the sweep always win."""
-    extra = tmp_path / "conf"
-    (extra / "preset").mkdir(parents=True)
-    (extra / "preset" / "seedtest.yaml").write_text(
-        "# @package _global_\ngroup: seedtest\ndata: {source: synthetic, synthetic_train: 16, synthetic_eval: 8}\n"
-        "train: {max_steps: 1, threads: 1}\n")
-    cell = extra / "hparams" / "cell" / "seedtest" / "prompt_tuning" / "tiny_bert"
-    cell.mkdir(parents=True)
-    (cell / "rte.yaml").write_text("method: {length: 3}\nseed: 44\n")
+    extra = _user_preset(tmp_path / "conf", "seedtest", "prompt_tuning", "method: {length: 3}\nseed: 44\n")
     common = [f"--config-dir={extra}", "preset=seedtest", "method=prompt_tuning", "model=tiny_bert", "task=rte"]
     runs = tmp_path / "runs"
     refused = _cli(runs, *common)
@@ -336,14 +341,8 @@ def test_seeds_of_a_cell_never_share_a_folder(tmp_path):
 
 
 def test_a_typo_in_a_per_cell_file_stops_the_grid_before_any_cell_runs(tmp_path):
-    extra = tmp_path / "conf"
-    (extra / "preset").mkdir(parents=True)
-    (extra / "preset" / "typo.yaml").write_text(
-        "# @package _global_\ngroup: typo\ndata: {source: synthetic, synthetic_train: 16, synthetic_eval: 8}\n"
-        "train: {max_steps: 1}\nhydra:\n  sweeper:\n    params:\n      method: prompt_tuning,ptuning_v2\n")
-    cell = extra / "hparams" / "cell" / "typo" / "ptuning_v2" / "tiny_bert"
-    cell.mkdir(parents=True)
-    (cell / "rte.yaml").write_text("method: {lenght: 3}\n")
+    extra = _user_preset(tmp_path / "conf", "typo", "ptuning_v2", "method: {lenght: 3}\n",
+                         sweep="hydra:\n  sweeper:\n    params:\n      method: prompt_tuning,ptuning_v2\n")
     runs = tmp_path / "runs"
     out = _cli(runs, "-m", f"--config-dir={extra}", "preset=typo", "model=tiny_bert", "task=rte")
     assert out.returncode == 2
