@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ptuning.backbones import FAMILIES, backbone_config, max_positions
-from ptuning.config import CellConfig, Settings, check_config, identity_options
+from ptuning.config import CellConfig, Precision, Settings, check_config, identity_options
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
 from ptuning.experiment import Experiment
 from ptuning.methods import METHODS
@@ -54,11 +55,16 @@ class Outcome:
     error: BaseException | None = None
 
     def line(self) -> str:
+        """``[status] task model method seed=S metric=value -> folder`` (or the error)."""
         primary = self.record["task"]["primary_metric"]
         value = self.record["metrics"].get(primary)
-        shown = f"{primary}={value:.2f}" if value is not None else \
-            f"error={self.record['error']['type']}: {self.record['error']['message'].splitlines()[0] if self.record['error']['message'] else ''}"
-        return f"[{self.status}] {self.cell.task} {self.cell.model} {self.cell.method} seed={self.cell.seed} {shown} -> {self.directory}"
+        if value is not None:
+            shown = f"{primary}={value:.2f}"
+        else:
+            error = self.record["error"]
+            shown = f"error={error['type']}: {(error['message'].splitlines() or [''])[0]}"
+        cell = self.cell
+        return f"[{self.status}] {cell.task} {cell.model} {cell.method} seed={cell.seed} {shown} -> {self.directory}"
 
 
 def check_launch(cfg: DictConfig) -> None:
@@ -100,10 +106,16 @@ def fit_length(settings: Settings, task: Task, model_config: Any) -> int:
     return min(wanted, limit - added)
 
 
+def check_device(settings: Settings) -> None:
+    if settings.train.precision is Precision.fp16 and not torch.cuda.is_available():
+        raise ConfigError("train.precision='fp16': needs a CUDA device; allowed without one: fp32, bf16")
+
+
 def prepare(cfg: DictConfig) -> Prepared:
     """Check a composed cell config, read its data and place it; loads no weights."""
     settings = check_config(cfg)
     check_launch(cfg)
+    check_device(settings)
     task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
     max_length = fit_length(settings, task, backbone_config(settings.model))
     splits = read_splits(task, settings.data)

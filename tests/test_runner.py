@@ -208,6 +208,8 @@ def test_a_bug_in_task_code_is_a_failed_record_with_its_traceback(tmp_path, monk
     ("train.batch_size=0", "train.batch_size=0: allowed: an integer >= 1"),
     ("train.epochs=0", "train.epochs=0: allowed: an integer >= 1 (or set train.max_steps)"),
     ("data.max_train_samples=-5", "data.max_train_samples=-5: allowed: null (all rows) or an integer >= 1"),
+    pytest.param("train.precision=fp16", "train.precision='fp16': needs a CUDA device; allowed without one: "
+                 "fp32, bf16", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device exists")),
 ])
 def test_bad_values_fail_before_the_model_loads(tmp_path, override, message):
     """``model=bert_large`` cannot load offline: the option is checked before it would."""
