@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEF
         ax.set_xscale("log")
         ax.set_xlabel("Backbone parameters (log scale)")
         ax.set_ylabel("Average primary metric")
-        averaged = ", ".join(names["task"].get(t, t) for t in chosen) or "none"
+        averaged = textwrap.fill(", ".join(names["task"].get(t, t) for t in chosen) or "none", 70)
         fallback = "" if chosen == asked else f"\n(not every cell has {', '.join(asked)}: the tasks all cells have)"
         ax.set_title(f"Scale vs. score\naverage of {averaged}{fallback}", fontsize=9)
         if series:
@@ -151,7 +152,7 @@ def plot_param_efficiency(df: pd.DataFrame, out_dir: str | Path, stem: str = "pa
                 series[f"{family}: {label}"] = list(zip(points["pct"], points["mean"], strict=True))
                 look = style.style(method)
                 handles[label] = ax.scatter(points["pct"], points["mean"], color=look["color"],
-                                            marker=look["marker"], s=36)
+                                            marker=look["marker"], s=36, alpha=0.8)
             ax.set_xscale("log")
             sources = sorted(df.loc[df["family"] == family, "data_source"].dropna().unique())
             ax.set_title(family + (f" ({', '.join(sources)} data)" if sources else ""))
@@ -208,7 +209,7 @@ def draw_task_bars(df: pd.DataFrame, model: str) -> tuple[Figure, Series, dict[s
                 else:
                     ax.text(x, 2, "failed", rotation=90, ha="center", va="bottom", fontsize=7, color=look["color"])
                     failed.append((names["task"][task], _method_label(names, method, variant)))
-        ax.set_xticks(range(len(tasks)), [names["task"][t] for t in tasks], rotation=15 if len(tasks) > 3 else 0)
+        ax.set_xticks(range(len(tasks)), [names["task"][t].replace(" (", "\n(") for t in tasks])
         ax.set_xlim(-0.5, max(len(tasks), 1) - 0.5)
         ax.set_ylabel("Primary metric")
         ax.set_title(names["backbone"].get(model, model))
@@ -217,7 +218,7 @@ def draw_task_bars(df: pd.DataFrame, model: str) -> tuple[Figure, Series, dict[s
         handles = [Patch(facecolor=style.style(m)["color"], edgecolor="black", label=_method_label(names, m, v))
                    for m, v in methods]
         if handles:
-            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(3, len(handles)),
+            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(handles)),
                       frameon=False)
         fig.tight_layout()
     return fig, series, {"series": series, "groups": [names["task"][t] for t in tasks], "failed": failed}
