@@ -145,10 +145,20 @@ def _describe(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
+def _configured(record: dict[str, Any], dotted: str) -> Any:
+    """The value of a dotted option in the record's config (``default`` if it is not there)."""
+    value: Any = record.get("config", {})
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "default" if value is None else value
+
+
 def variant_labels(records: list[dict[str, Any]]) -> dict[tuple, str]:
     """Per (group, task, model, method) holding several variants: each variant's options that
-    differ among them (``train.lr=0.01``; ``default`` where a variant keeps the default)."""
+    differ among them (``train.lr=0.01``; the configured value, or ``default``, where a variant
+    keeps an option's default)."""
     by_cell: dict[tuple, dict[str, dict[str, Any]]] = {}
+    configs: dict[str, dict[str, Any]] = {}
     for record in records:
         cell = record["cell"]
         key = (record["group"], cell["task"], cell["model"], cell["method"])
@@ -156,14 +166,17 @@ def variant_labels(records: list[dict[str, Any]]) -> dict[tuple, str]:
         options = {**identity["options"], "task version": identity.get("task_version"),
                    "data": str(identity.get("data_fingerprint", ""))[:8]}
         by_cell.setdefault(key, {})[identity["variant"]] = options
+        configs[identity["variant"]] = record
     labels = {}
     for key, variants in by_cell.items():
         if len(variants) < 2:
             continue
         names = sorted({name for options in variants.values() for name in options})
-        differing = [n for n in names if len({_describe(o.get(n, "default")) for o in variants.values()}) > 1]
-        for variant, options in variants.items():
-            labels[(*key, variant)] = ", ".join(f"{n}={_describe(options.get(n, 'default'))}" for n in differing)
+        shown = {variant: {n: options[n] if n in options else _configured(configs[variant], n) for n in names}
+                 for variant, options in variants.items()}
+        differing = [n for n in names if len({_describe(s[n]) for s in shown.values()}) > 1]
+        for variant in variants:
+            labels[(*key, variant)] = ", ".join(f"{n}={_describe(shown[variant][n])}" for n in differing)
     return labels
 
 

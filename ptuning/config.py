@@ -158,11 +158,15 @@ class ModelConfig:
     path: str | None = field(default=None, metadata=NOT_IDENTITY)
     #: transformers config options of a random tiny backbone (model.source=tiny)
     tiny_config: dict[str, Any] | None = None
+    #: the backbone's hidden dropout (null: the checkpoint's). As the official scripts'
+    #: --hidden_dropout_prob it acts on the backbone, on the prefix and on the head
+    dropout: float | None = None
     init_seed: int = 0
     attention: Attention = field(default=Attention.sdpa, metadata=NOT_IDENTITY)
     gradient_checkpointing: bool = field(default=False, metadata=NOT_IDENTITY)
 
     def check(self) -> None:
+        require(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "null or 0 <= p < 1")
         if self.source is ModelSource.hub:
             require(bool(self.hf_name or self.path), "model.hf_name", self.hf_name,
                     "a hub model id (or model.path) when model.source=hub")

@@ -1,4 +1,11 @@
-"""Task heads: a fresh linear layer on the backbone's states (always trained).
+"""Task heads: fresh layers on the backbone's states (always trained).
+
+As in the official P-Tuning v2 code (``model/*.py``), where every head is a module of a
+Hugging Face model: linear layers start from transformers' ``_init_weights`` (weights
+N(0, initializer_range), biases zero), the classification and token heads apply the
+backbone's hidden dropout, the span QA head applies none (``model/question_answering.py``),
+and fine-tuning RoBERTa uses the ``RobertaClassificationHead`` of
+``AutoModelForSequenceClassification`` (the official fine-tuning path).
 
 Every head receives hidden states in the ORIGINAL token coordinates (input prompts
 already removed by the model), so labels, QA offsets and pooled positions never need
@@ -7,6 +14,8 @@ adjusting for virtual tokens.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,10 +23,21 @@ from torch.nn import functional as F
 from ptuning.backbones import Backbone
 
 
+def official_linear(backbone: Backbone, fan_in: int, fan_out: int) -> nn.Linear:
+    """A linear layer initialised as transformers' ``_init_weights``: N(0, initializer_range), bias 0."""
+    layer = nn.Linear(fan_in, fan_out)
+    nn.init.normal_(layer.weight, std=getattr(backbone.config, "initializer_range", 0.02))
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class Head(nn.Module):
     """Maps (batch, T, d) hidden states to logits and, given labels, a loss."""
 
-    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+    #: whether the head's dropout defaults to the backbone's hidden dropout (else none)
+    uses_hidden_dropout: ClassVar[bool] = True
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.num_labels = num_labels
@@ -35,15 +55,22 @@ def pool(backbone: Backbone, hidden: torch.Tensor, attention_mask: torch.Tensor)
 
 
 class ClassificationHead(Head):
-    """Sentence(-pair) classification on the pooled representation."""
+    """Sentence(-pair) classification on the pooled representation; fine-tuning RoBERTa:
+    [CLS] -> dropout -> dense (new) -> tanh -> dropout -> linear, as RobertaClassificationHead."""
 
-    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, num_labels, dropout)
         self.backbone = [backbone]  # a list: not registered as a submodule
-        self.classifier = nn.Linear(backbone.hidden_size, num_labels)
+        d = backbone.hidden_size
+        self.dense = official_linear(backbone, d, d) if trains_backbone and backbone.family == "roberta" else None
+        self.classifier = official_linear(backbone, d, num_labels)
 
     def forward(self, hidden, attention_mask, labels=None, **_):
-        logits = self.classifier(self.dropout(pool(self.backbone[0], hidden, attention_mask)))
+        if self.dense is not None:
+            pooled = torch.tanh(self.dense(self.dropout(hidden[:, 0])))
+        else:
+            pooled = pool(self.backbone[0], hidden, attention_mask)
+        logits = self.classifier(self.dropout(pooled))
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return loss, logits
 
@@ -51,10 +78,10 @@ class ClassificationHead(Head):
 class MultipleChoiceHead(Head):
     """One score per choice; the model flattens (batch, choices, T) before the backbone."""
 
-    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, num_labels, dropout)
         self.backbone = [backbone]
-        self.scorer = nn.Linear(backbone.hidden_size, 1)
+        self.scorer = official_linear(backbone, backbone.hidden_size, 1)
 
     def forward(self, hidden, attention_mask, labels=None, num_choices: int = 2, **_):
         scores = self.scorer(self.dropout(pool(self.backbone[0], hidden, attention_mask)))
@@ -66,9 +93,9 @@ class MultipleChoiceHead(Head):
 class TokenClassificationHead(Head):
     """A label per token (NER); positions labelled -100 are ignored."""
 
-    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, num_labels, dropout)
-        self.classifier = nn.Linear(backbone.hidden_size, num_labels)
+        self.classifier = official_linear(backbone, backbone.hidden_size, num_labels)
 
     def forward(self, hidden, attention_mask, labels=None, **_):
         logits = self.classifier(self.dropout(hidden))
@@ -79,11 +106,13 @@ class TokenClassificationHead(Head):
 
 
 class SpanQAHead(Head):
-    """Start/end logits per token for extractive QA."""
+    """Start/end logits per token for extractive QA (no dropout, as the official QA models)."""
 
-    def __init__(self, backbone: Backbone, num_labels: int, dropout: float) -> None:
+    uses_hidden_dropout = False
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, 2, dropout)
-        self.qa_outputs = nn.Linear(backbone.hidden_size, 2)
+        self.qa_outputs = official_linear(backbone, backbone.hidden_size, 2)
 
     def forward(self, hidden, attention_mask, start_positions=None, end_positions=None, **_):
         start, end = self.qa_outputs(self.dropout(hidden)).unbind(dim=-1)

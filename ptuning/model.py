@@ -65,8 +65,10 @@ class PromptedModel(nn.Module):
         self.info = backbone
         self.backbone = backbone.model
         self.method = method
-        dropout = backbone.hidden_dropout if head_dropout is None else head_dropout
-        self.head = HEADS[head](backbone, num_labels, dropout)
+        head_class = HEADS[head]
+        if head_dropout is None:  # the backbone's hidden dropout where the official head applies one
+            head_dropout = backbone.hidden_dropout if head_class.uses_hidden_dropout else 0.0
+        self.head = head_class(backbone, num_labels, head_dropout, method.trains_backbone)
         self.backbone.requires_grad_(method.trains_backbone)
         method.attach(backbone)
 

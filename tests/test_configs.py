@@ -192,7 +192,9 @@ def test_paper_presets_carry_the_official_hyperparameters():
         assert settings.lr == pytest.approx(float(row["lr"])), where
         assert settings.train.epochs == int(row["epochs"]), where
         assert settings.train.batch_size == int(row["batch_size"]), where
-        assert settings.method.dropout == pytest.approx(float(row["hidden_dropout"])), where
+        # --hidden_dropout_prob goes into the backbone config: backbone, prefix and head alike
+        assert settings.model.dropout == pytest.approx(float(row["hidden_dropout"])), where
+        assert settings.method.dropout is None and settings.train.head_dropout is None, where
         assert (settings.method.hidden_size is not None) == (row["prefix_projection"] == "yes"), where
         cell_file = CONF / "hparams" / "cell" / preset / "ptuning_v2" / model / f"{task}.yaml"
         assert f"seed={row['seed']}" in cell_file.read_text(), f"{cell_file} does not name seed {row['seed']}"
@@ -209,6 +211,7 @@ def test_cfg_job_shows_the_official_cell():
     assert out.returncode == 0, out.stderr
     shown = yaml.safe_load(out.stdout)
     assert shown["method"] == {"name": "ptuning_v2", "lr": 0.01, "length": 20, "hidden_size": 512,
-                               "dropout": 0.1, "position_offset": True}
+                               "dropout": None, "position_offset": True, "init": "backbone"}
+    assert shown["model"]["dropout"] == 0.1  # --hidden_dropout_prob: backbone, prefix and head
     assert (shown["train"]["lr"], shown["train"]["epochs"], shown["train"]["batch_size"]) == (1e-4, 80, 16)
     assert shown["task"]["template"] == 1 and shown["seed"] == 0 and shown["logger"]["name"] == "wandb"

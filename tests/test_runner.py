@@ -247,7 +247,7 @@ def test_prompt_longer_than_the_positions_fails_before_the_weights_load(tmp_path
     ("train.lr=abc", "train.lr: Value 'abc' of type 'str' could not be converted to Float"),
     ("train.precision=fp8", "train.precision: Invalid value 'fp8', expected one of [fp32, bf16, fp16]"),
     ("seed=x", "seed: Value 'x' of type 'str' could not be converted to Integer"),
-    ("method.lenght=3", "method.lenght: not an option; options: dropout, hidden_size, length, lr, name, "
+    ("method.lenght=3", "method.lenght: not an option; options: dropout, hidden_size, init, length, lr, name, "
                         "position_offset"),
 ])
 def test_wrong_types_and_keys_fail_at_compose_time(override, message):
@@ -349,7 +349,7 @@ def test_a_typo_in_a_per_cell_file_stops_the_grid_before_any_cell_runs(tmp_path)
     out = _cli(runs, "-m", f"--config-dir={extra}", "preset=typo", "model=tiny_bert", "task=rte")
     assert out.returncode == 2
     assert _errors(out.stderr) == ["error: in hparams/cell/typo/ptuning_v2/tiny_bert/rte: method.lenght: not an "
-                                   "option; options: dropout, hidden_size, length, lr, name, position_offset"]
+                                   "option; options: dropout, hidden_size, init, length, lr, name, position_offset"]
     assert not list(runs.rglob(RECORD_FILE))  # the prompt_tuning cell before it did not run either
 
 

@@ -38,15 +38,17 @@ class FamilyTraits:
     pooling: str  # "first" ([CLS]/<s>) or "last" (last non-pad token, decoders)
     positions: str  # "absolute", "roberta" (padding-aware absolute), "relative"
     token_type_ids: bool
+    #: the config attribute of the dropout on hidden states (None: the family has none)
+    hidden_dropout: str | None = "hidden_dropout_prob"
 
 
 FAMILIES: dict[str, FamilyTraits] = {
     "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True),
     "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False),
     "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True),
-    "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False),
-    "llama": FamilyTraits(pooling="last", positions="relative", token_type_ids=False),
-    "qwen2": FamilyTraits(pooling="last", positions="relative", token_type_ids=False),
+    "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False, hidden_dropout="resid_pdrop"),
+    "llama": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
+    "qwen2": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
 }
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
@@ -94,11 +96,9 @@ class Backbone:
 
     @property
     def hidden_dropout(self) -> float:
-        cfg = self.model.config
-        for attr in ("hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "attention_dropout"):
-            if getattr(cfg, attr, None) is not None:
-                return float(getattr(cfg, attr))
-        return 0.0
+        """The dropout on hidden states (``model.dropout`` when set), 0 for families without one."""
+        attribute = self.traits.hidden_dropout
+        return float(getattr(self.model.config, attribute, 0.0) or 0.0) if attribute else 0.0
 
     @property
     def max_positions(self) -> int | None:
@@ -183,6 +183,13 @@ def backbone_config(cfg: Any) -> PretrainedConfig:
     if config.model_type not in FAMILIES:
         raise ConfigError(f"model={cfg.name}: family {config.model_type!r} is not supported; "
                           f"supported: {', '.join(FAMILIES)}")
+    dropout = getattr(cfg, "dropout", None)
+    if dropout is not None:  # as the official --hidden_dropout_prob: backbone, prefix and head
+        attribute = FAMILIES[config.model_type].hidden_dropout
+        if attribute is None:
+            raise ConfigError(f"model.dropout={dropout}: family {config.model_type} has no hidden dropout; "
+                              "allowed: null")
+        setattr(config, attribute, float(dropout))
     return config
 
 
@@ -204,7 +211,7 @@ def load_backbone(cfg: Any) -> Backbone:
         location, where = _location(cfg)
         try:
             tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModel.from_pretrained(location)
+            model = AutoModel.from_pretrained(location, config=config)
         except OSError as err:
             raise _unavailable(cfg.name, where, location, err) from err
     family = model.config.model_type

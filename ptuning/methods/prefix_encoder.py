@@ -14,9 +14,13 @@ class PrefixEncoder(nn.Module):
     Without reparameterisation the prefix is a table Embedding(L, 2*n*d_kv)
     (P-Tuning v2). With ``hidden_size`` h it is Embedding(L, d) -> Linear(d, h) ->
     Tanh -> Linear(h, 2*n*d_kv) (Li & Liang's MLP). Dropout acts on the keys/values.
+    ``init_std``: every weight N(0, init_std) and biases zero, as transformers'
+    ``_init_weights`` initialises the official P-Tuning v2 prefix (a module of the HF model,
+    ``model/prefix_encoder.py``); None keeps PyTorch's module defaults (Embedding N(0, 1)).
     """
 
-    def __init__(self, backbone: Backbone, length: int, hidden_size: int | None, dropout: float) -> None:
+    def __init__(self, backbone: Backbone, length: int, hidden_size: int | None, dropout: float,
+                 init_std: float | None = None) -> None:
         super().__init__()
         self.length = length
         self.layers, self.heads, self.head_dim = backbone.num_layers, backbone.num_kv_heads, backbone.head_dim
@@ -31,6 +35,12 @@ class PrefixEncoder(nn.Module):
             self.embedding = nn.Embedding(length, width)
             self.transform = None
         self.dropout = nn.Dropout(dropout)
+        if init_std is not None:
+            for module in self.modules():
+                if isinstance(module, nn.Embedding | nn.Linear):
+                    nn.init.normal_(module.weight, std=init_std)
+                if isinstance(module, nn.Linear):
+                    nn.init.zeros_(module.bias)
 
     def forward(self, batch_size: int) -> DeepPrompt:
         table = self.embedding.weight

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ptuning.methods import register
-from ptuning.methods.ptuning_v2 import PTuningV2, PTuningV2Config
+from ptuning.methods.ptuning_v2 import PrefixInit, PTuningV2, PTuningV2Config
 
 
 @dataclass
@@ -21,6 +21,8 @@ class PrefixTuningConfig(PTuningV2Config):
     #: MLP hidden size h (official --prefix_hidden_size default 512); null disables the
     #: reparameterisation
     hidden_size: int | None = 512
+    #: Li & Liang's code builds the prefix with PyTorch's defaults (gpt2/train_control.py)
+    init: PrefixInit = PrefixInit.torch
 
 
 @register("prefix_tuning")

@@ -3,6 +3,7 @@ no reparameterisation by default, dropout on the prefix."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,14 @@ from ptuning.methods.prefix_encoder import PrefixEncoder
 
 #: position-id styles whose real tokens the official code shifted by the prefix length
 SHIFTED_POSITIONS = ("absolute", "roberta")
+
+
+class PrefixInit(str, enum.Enum):
+    #: N(0, the backbone's initializer_range), biases zero: transformers' ``_init_weights``,
+    #: which initialises the official prefix as a module of the HF model
+    backbone = "backbone"
+    #: PyTorch's module defaults (Embedding N(0, 1)), as Li & Liang's code builds its prefix
+    torch = "torch"
 
 
 @dataclass
@@ -30,6 +39,7 @@ class PTuningV2Config(MethodConfig):
     #: shift real tokens' absolute positions by the prefix length, as the official code
     #: did through past_key_values (absolute-position families only)
     position_offset: bool = True
+    init: PrefixInit = PrefixInit.backbone
 
     def check(self) -> None:
         require(self.length >= 1, "method.length", self.length, "an integer >= 1")
@@ -52,7 +62,8 @@ class PTuningV2(Method):
     def __init__(self, config: PTuningV2Config, backbone: Backbone) -> None:
         super().__init__(config, backbone)
         dropout = backbone.hidden_dropout if config.dropout is None else config.dropout
-        self.prefix = PrefixEncoder(backbone, config.length, config.hidden_size, dropout)
+        std = getattr(backbone.config, "initializer_range", 0.02) if config.init is PrefixInit.backbone else None
+        self.prefix = PrefixEncoder(backbone, config.length, config.hidden_size, dropout, std)
 
     @property
     def shifts_positions(self) -> bool:

@@ -34,7 +34,10 @@ FILLERS = {"LOC": CITIES, "ORG": ORGS, "MISC": NATIONALITIES}
 class NerTask(Task):
     family = "NER"
     head = "token_classification"
-    version = 1
+    version = 2  # 2: inputs cut at 512 tokens, the tokenizer maximum the official reader uses
+    #: the official NER reader (``tasks/ner/dataset.py``) truncates at the tokenizer's maximum,
+    #: not at --max_seq_length
+    max_length = 512
     metrics = ("f1", "precision", "recall", "accuracy")
     primary_metric = "f1"
     row_keys = frozenset({"id", "tokens", "ner_tags"})

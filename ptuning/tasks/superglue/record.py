@@ -27,7 +27,7 @@ class ReCoRD(SuperGlueTask):
     name, display_name, folder = "record", "ReCoRD", "ReCoRD"
     label_names = BINARY
     row_keys = frozenset({"passage", "query", "entities", "entity_spans", "answers", "idx"})
-    version = 2  # 2: official @highlight handling
+    version = 3  # 2: official @highlight handling; 3: official ranking by the class-1 logit
     metrics = ("f1", "em")
     primary_metric = "f1"
     group_key = staticmethod(lambda row: (row["idx"]["passage"], row["idx"]["query"]))
@@ -84,11 +84,11 @@ class ReCoRD(SuperGlueTask):
         return Encoded(rows, features, {"owners": owners})
 
     def score(self, logits, encoded):
-        positive = logits[:, 1] - logits[:, 0] if len(logits) else logits
+        """Per query the candidate with the highest class-1 logit, ties to the greater entity
+        string (official ``reocrd_compute_metrics``: ``sorted((logit1, entity), reverse=True)[0]``)."""
         best: dict[int, tuple[float, str]] = {}
-        for (q, entity), value in zip(encoded.extra["owners"], positive, strict=True):
-            if q not in best or value > best[q][0]:
-                best[q] = (float(value), entity)
+        for (q, entity), row in zip(encoded.extra["owners"], logits, strict=True):
+            best[q] = max(best.get(q, (-float("inf"), "")), (float(row[1]), entity))
         predictions = {q: best[q][1] for q in best}
         references = {q: row["answers"] for q, row in enumerate(encoded.rows)}
         return metrics.record_scores(predictions, references)

@@ -14,18 +14,19 @@ def mark(text: str, start: int, end: int, left: str, right: str) -> str:
 @register
 class WiC(SuperGlueTask):
     """Pair classification about the target word, with the official templates
-    (``task.template``): 0 = official RoBERTa template, one segment "s1 s2 Does <word>
-    have the same meaning in both sentences?"; 1 = official BERT template (default, as
-    run_wic_bert.sh), "<word>: s1" / "<word>: s2"; 2 = the target word marked *..* at its
-    character offsets in each sentence (not in the official code)."""
+    (``task.template``, official ``tasks/superglue/dataset.py``): 0 = the official default
+    (``--template_id`` 0, what run_wic_roberta.sh runs), one segment "s1 s2 Does <word> have
+    the same meaning in both sentences?"; 1 = run_wic_bert.sh's ``--template_id 1``,
+    "<word>: s1" / "<word>: s2"; 2 = the target word marked *..* at its character offsets in
+    each sentence (not in the official code)."""
 
     name, display_name, folder = "wic", "WiC", "WiC"
     label_names = BINARY
     fields = {"word": str, "sentence1": str, "sentence2": str, "start1": int, "start2": int,
               "end1": int, "end2": int, "idx": int}
-    version = 2  # 2: official templates
+    version = 3  # 2: official templates; 3: the official default template 0
     templates = (0, 1, 2)
-    template = 1
+    template = 0
     synthetic_rule = "True iff both sentences place the word next to the same place noun (topic)."
     synthetic_classes = 2
 

@@ -14,18 +14,18 @@ SPANS = ("span1_index", "span2_index", "span1_text", "span2_text")
 
 @register
 class WSC(SuperGlueTask):
-    """Pairs the (marked) text with span1's text.
-
-    ``task.template``: 0 = official "<pronoun>: text"; 1 = official, the pronoun marked
-    *..* in the text (default); 2 = both spans marked in the text, span1 as *..* and the
-    pronoun as #..# (not in the official code)."""
+    """Pairs the (marked) text with span1's text, with the official templates
+    (``task.template``, official ``tasks/superglue/dataset.py``): 0 = the official default
+    (no ``--template_id`` in run_wsc_bert.sh or run_wsc_roberta.sh), "<pronoun>: text";
+    1 = the word at the pronoun's index marked *..*; 2 = both spans marked in the text,
+    span1 as *..* and the pronoun as #..# (not in the official code)."""
 
     name, display_name, folder = "wsc", "WSC", "WSC"
     label_names = BINARY
     row_keys = frozenset({"text", *SPANS, "idx", "label"})
-    version = 2  # 2: official templates
+    version = 3  # 2: official templates; 3: the official default template 0, template 1 as official
     templates = (0, 1, 2)
-    template = 1
+    template = 0
     synthetic_rule = ("span1 is always the animal; the pronoun refers to it (True) iff the final "
                       "adjective describes weakness (weak, small, ...) rather than bulk (heavy, large, ...).")
     synthetic_classes = 2
@@ -45,7 +45,7 @@ class WSC(SuperGlueTask):
 
     def texts(self, row):
         words = row["text"].split()
-        marks = {0: [], 1: [(row["span2_index"], row["span2_text"], "*", "*")],
+        marks = {0: [], 1: [(row["span2_index"], words[row["span2_index"]], "*", "*")],  # one word, as official
                  2: [(row["span2_index"], row["span2_text"], "#", "#"),
                      (row["span1_index"], row["span1_text"], "*", "*")]}
         for index, text, left, right in marks[self.template]:
