@@ -64,8 +64,10 @@ class Task:
     #: the split tables report: ``validation``, or ``test`` (scored at the checkpoint chosen
     #: on validation) when the task has one
     reported_split: ClassVar[str] = "validation"
-    #: rows sharing this key stay together when capping or splitting (questions, articles)
+    #: rows sharing this key stay together when splitting (questions, articles) and, unless
+    #: ``caps_keep_groups`` is false, when capping
     group_key: ClassVar[Callable[[Row], Any] | None] = None
+    caps_keep_groups: ClassVar[bool] = True
     #: the rule every synthetic row follows (so a model can learn it)
     synthetic_rule: ClassVar[str] = ""
     #: synthetic labels are balanced over this many classes (1: the row decides)

@@ -60,11 +60,11 @@ def fixed_order(rows: list[Row], task: Task) -> list[Row]:
 
 
 def cap_rows(rows: list[Row], task: Task, limit: int | None) -> list[Row]:
-    """The first ``limit`` rows; for grouped tasks whole groups (questions, queries,
-    articles) are kept until ``limit`` rows are reached, so no group is cut in two."""
+    """The first ``limit`` rows; for tasks whose caps keep groups (MultiRC questions, ReCoRD
+    queries) whole groups are kept until ``limit`` rows are reached, so none is cut in two."""
     if limit is None or limit >= len(rows):
         return rows
-    if task.group_key is None:
+    if task.group_key is None or not task.caps_keep_groups:
         return rows[:limit]
     kept, seen = [], set()
     for row in rows:

@@ -9,4 +9,5 @@ from ptuning.tasks.qa import SquadTask
 @register
 class Squad(SquadTask):
     name, display_name, hub_path = "squad", "SQuAD 1.1", "squad"
-    local_files = {"validation": "squad/dev-v1.1.json"}
+    #: as published: train on the train file, evaluate on the whole dev file
+    local_files = {"train": "squad/train-v1.1.json", "validation": "squad/dev-v1.1.json"}
