@@ -8,6 +8,7 @@ known it is stored in a ``failed`` record.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 
@@ -34,7 +35,7 @@ class BackboneUnavailableError(SetupError):
 def require(condition: bool, option: str, value: Any, allowed: str) -> None:
     """Raise :class:`ConfigError` ``"<option>=<value>: allowed: <allowed>"`` unless ``condition``."""
     if not condition:
-        shown = value.value if hasattr(value, "value") and not isinstance(value, int | float | str) else value
+        shown = value.value if isinstance(value, enum.Enum) else value
         raise ConfigError(f"{option}={shown!r}: allowed: {allowed}")
 
 

@@ -43,10 +43,12 @@ class Experiment:
     max_length: int
 
     @classmethod
-    def build(cls, settings: Settings, task: Task, splits: Splits, max_length: int) -> Experiment:
-        """Load the backbone, attach the method and head, encode the splits."""
+    def build(cls, settings: Settings, task: Task, splits: Splits, max_length: int,
+              model_config: Any = None) -> Experiment:
+        """Load the backbone (from ``model_config`` when already read), attach the method
+        and head, encode the splits."""
         seed_everything(settings.seed)
-        backbone = load_backbone(settings.model)
+        backbone = load_backbone(settings.model, model_config)
         method = build_method(settings.method, backbone)
         model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), settings.train.head_dropout)
         tokenizer = backbone.tokenizer

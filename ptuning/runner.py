@@ -42,6 +42,7 @@ class Prepared:
     identity: Identity
     directory: Path
     max_length: int
+    model_config: Any  # the backbone's transformers config (read once, without weights)
 
 
 @dataclass
@@ -117,7 +118,8 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_launch(cfg)
     check_device(settings)
     task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
-    max_length = fit_length(settings, task, backbone_config(settings.model))
+    model_config = backbone_config(settings.model)
+    max_length = fit_length(settings, task, model_config)
     splits = read_splits(task, settings.data)
     if splits.note and settings.data.source.value == "local":
         print(f"[data] {task.name}: {splits.note}")
@@ -127,7 +129,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
     identity = Identity.of(cell, identity_options(settings, task.options()), task.version, splits.fingerprint())
     directory = cell_dir(cfg.paths.runs_dir, settings.group, cell, identity.variant)
-    return Prepared(settings, task, splits, cell, identity, directory, max_length)
+    return Prepared(settings, task, splits, cell, identity, directory, max_length, model_config)
 
 
 def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
@@ -160,7 +162,8 @@ def run_cell(cfg: DictConfig) -> Outcome:
         return Outcome(prepared.cell, "skipped", directory, done)
     record = _new_record(cfg, prepared)
     try:
-        experiment = Experiment.build(prepared.settings, prepared.task, prepared.splits, prepared.max_length)
+        experiment = Experiment.build(prepared.settings, prepared.task, prepared.splits, prepared.max_length,
+                                      prepared.model_config)
     except SetupError:
         raise
     except Exception as err:  # a bug while building: recorded with its traceback

