@@ -37,7 +37,8 @@ OUTCOME_FILE = "outcome.json"
 
 def _launched_as(cfg: DictConfig) -> str:
     choices = HydraConfig.get().runtime.choices
-    return f"{choices.get('task')}/{choices.get('model')}/{choices.get('method')}/seed{cfg.seed}"
+    seed = cfg.seed if cfg.seed is not None else f"{cfg.base_seed + cfg.seed_index}"
+    return f"{choices.get('task')}/{choices.get('model')}/{choices.get('method')}/seed{seed}"
 
 
 def _write_outcome(status: str, cell: str, message: str, directory: str | None = None) -> None:

@@ -209,8 +209,14 @@ class CellConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    #: seeds come only from the command line or a sweep (never from a preset)
-    seed: int = 0
+    #: the seed that runs, when given (command line or sweep only; it always wins)
+    seed: int | None = None
+    #: the cell's first seed when none is given: a paper cell's official script seed
+    #: (presets and per-cell files set it)
+    base_seed: int = 0
+    #: which seed of the cell runs when none is given: ``base_seed + seed_index`` (command
+    #: line or sweep only; ``seed_index=0,1,2`` gives three seeds for mean +- std)
+    seed_index: int = 0
     #: W&B group and top folder of the records (presets set it)
     group: str = "adhoc"
     #: re-run a cell whose record says completed
@@ -242,6 +248,8 @@ class Settings:
     logger: LoggerConfig
     seed: int
     group: str
+    #: where the seed came from: ``seed=S given`` or ``base_seed B + seed_index I``
+    seed_origin: str = "given"
 
     @property
     def lr(self) -> float:
@@ -262,7 +270,19 @@ def check_config(cfg: DictConfig) -> Settings:
     for section in (method, *sections.values()):
         if hasattr(section, "check"):
             section.check()
-    return Settings(method=method, seed=int(cfg.seed), group=str(cfg.group), **sections)
+    seed, origin = resolve_seed(cfg)
+    return Settings(method=method, seed=seed, seed_origin=origin, group=str(cfg.group), **sections)
+
+
+def resolve_seed(cfg: DictConfig) -> tuple[int, str]:
+    """The seed that runs and where it came from: ``seed`` when given, else
+    ``base_seed + seed_index`` (distinct indices of a cell never share a seed)."""
+    require(cfg.seed_index >= 0, "seed_index", cfg.seed_index, "an integer >= 0")
+    require(cfg.base_seed >= 0, "base_seed", cfg.base_seed, "an integer >= 0")
+    if cfg.seed is not None:
+        require(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0 or null")
+        return int(cfg.seed), f"seed={cfg.seed} given"
+    return int(cfg.base_seed + cfg.seed_index), f"base_seed {cfg.base_seed} + seed_index {cfg.seed_index}"
 
 
 def _plain(value: Any) -> Any:

@@ -70,7 +70,8 @@ class Outcome:
 
 def check_launch(cfg: DictConfig) -> None:
     """Under Hydra: the composed method, model and task are the ones the cell was launched
-    with, and a seed other than the default came from the command line or the sweep."""
+    with, and a ``seed`` or ``seed_index`` came from the command line or the sweep (config
+    files set only ``base_seed``)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -82,9 +83,11 @@ def check_launch(cfg: DictConfig) -> None:
             raise ConfigError(f"{axis}.name={cfg[axis].name!r}: the cell was launched with {axis}={chosen}; "
                               "presets and per-cell configs must not change a cell's method, model or task")
     given = {o.split("=", 1)[0].lstrip("+~") for o in hydra.overrides.task}
-    if "seed" not in given and cfg.seed != CellConfig.seed:
-        raise ConfigError(f"seed={cfg.seed}: set by a config file; seeds come only from the command line "
-                          "or the sweep (seed=S, or hydra.sweeper.params.seed in a preset)")
+    for name in ("seed", "seed_index"):
+        if name not in given and cfg[name] != getattr(CellConfig, name):
+            raise ConfigError(f"{name}={cfg[name]}: set by a config file; {name} comes only from the command "
+                              f"line or the sweep ({name}=..., or hydra.sweeper.params.{name} in a preset); "
+                              "a config file sets base_seed")
 
 
 def fit_length(settings: Settings, task: Task, model_config: Any) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 
 from ptuning.backbones import FAMILIES, load_backbone
 from ptuning.config import CellConfig, check_config, non_identity_options
+from ptuning.errors import ConfigError
 from ptuning.methods import METHODS
 from ptuning.tasks import TASKS
 
@@ -146,9 +148,10 @@ def test_every_cell_of_every_preset_composes_and_checks(preset):
             cfg = compose(config_name="config", overrides=[
                 *_preset_overrides(preset), f"method={method}", f"model={model}", f"task={task}"])
             settings = check_config(cfg)
-            # a preset never changes what a cell was launched with, nor its seed
+            # a preset never changes what a cell was launched with, nor picks its seed
             assert (cfg.method.name, cfg.model.name, cfg.task.name) == (method, model, task)
-            assert settings.seed == CellConfig.seed and settings.group == preset
+            assert (cfg.seed, cfg.seed_index) == (CellConfig.seed, CellConfig.seed_index)
+            assert settings.seed == cfg.base_seed and settings.group == preset
 
 
 def test_every_per_cell_file_applies_to_a_preset_cell():
@@ -166,7 +169,7 @@ def test_every_per_cell_file_applies_to_a_preset_cell():
         else:
             assert level in ("method", "task") and rest[0] in axes[level], path
         content = yaml.safe_load(path.read_text()) or {}
-        assert not {"seed", "group"} & set(content), f"{path} sets a cell's seed or group"
+        assert not {"seed", "seed_index", "group"} & set(content), f"{path} sets a cell's seed or group"
 
 
 def _official_rows() -> list[dict[str, str]]:
@@ -205,8 +208,8 @@ def test_paper_presets_carry_the_official_hyperparameters():
         assert settings.model.dropout == pytest.approx(float(row["hidden_dropout"])), where
         assert settings.method.dropout is None and settings.train.head_dropout is None, where
         assert (settings.method.hidden_size is not None) == (row["prefix_projection"] == "yes"), where
-        cell_file = CONF / "hparams" / "cell" / preset / "ptuning_v2" / model / f"{task}.yaml"
-        assert f"seed={row['seed']}" in cell_file.read_text(), f"{cell_file} does not name seed {row['seed']}"
+        # no seed given: the script's own seed runs
+        assert settings.seed == int(row["seed"]) and cfg.seed is None, where
         checked += 1
     assert checked >= 17
 
@@ -223,4 +226,27 @@ def test_cfg_job_shows_the_official_cell():
                                "dropout": None, "position_offset": True, "init": "backbone"}
     assert shown["model"]["dropout"] == 0.1  # --hidden_dropout_prob: backbone, prefix and head
     assert (shown["train"]["lr"], shown["train"]["epochs"], shown["train"]["batch_size"]) == (1e-4, 80, 16)
-    assert shown["task"]["template"] == 1 and shown["seed"] == 0 and shown["logger"]["name"] == "wandb"
+    assert shown["task"]["template"] == 1 and shown["logger"]["name"] == "wandb"
+    assert (shown["seed"], shown["base_seed"], shown["seed_index"]) == (None, 44, 0)  # run_wic_bert.sh --seed 44
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["seed_index=-1"], "seed_index=-1: allowed: an integer >= 0"),
+    (["base_seed=-3"], "base_seed=-3: allowed: an integer >= 0"),
+    (["seed=-2"], "seed=-2: allowed: an integer >= 0 or null"),
+])
+def test_bad_seeds_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(_compose(["method=prompt_tuning", "model=tiny_bert", "task=rte", *overrides]))
+
+
+def test_the_seed_that_runs():
+    """seed wins; otherwise base_seed + seed_index (a paper cell's base is its script's seed)."""
+    def seed(*overrides: str) -> int:
+        return check_config(_compose(["preset=ptv2_superglue", "method=ptuning_v2", "model=roberta_large",
+                                      "task=wsc", *overrides])).seed
+    assert seed() == 44  # run_wsc_roberta.sh --seed 44
+    assert seed("seed_index=2") == 46
+    assert seed("seed=3", "seed_index=2") == 3
+    assert check_config(_compose(["preset=ptv2_superglue", "method=finetune", "model=roberta_large",
+                                  "task=wsc"])).seed == 11  # the preset's base

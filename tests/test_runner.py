@@ -326,19 +326,31 @@ def _user_preset(root: Path, name: str, method: str, cell_file: str, sweep: str 
 
 
 def test_seeds_of_a_cell_never_share_a_folder(tmp_path):
-    """A per-cell file that sets a seed is refused; seeds from the sweep always win."""
-    extra = _user_preset(tmp_path / "conf", "seedtest", "prompt_tuning", "method: {length: 3}\nseed: 44\n")
+    """A config file that sets a seed is refused; a cell's base_seed (the official script's seed)
+    runs when no seed is given, seed_index=I runs base_seed + I, and a given seed wins."""
+    refusing = _user_preset(tmp_path / "refusing", "seedtest", "prompt_tuning", "seed: 44\n")
+    refused = _cli(tmp_path / "runs0", f"--config-dir={refusing}", "preset=seedtest", "method=prompt_tuning",
+                   "model=tiny_bert", "task=rte")
+    assert refused.returncode == 2
+    assert _errors(refused.stderr) == [
+        "error: seed=44: set by a config file; seed comes only from the command line or the sweep (seed=..., "
+        "or hydra.sweeper.params.seed in a preset); a config file sets base_seed"]
+
+    extra = _user_preset(tmp_path / "conf", "seedtest", "prompt_tuning", "method: {length: 3}\nbase_seed: 44\n")
     common = [f"--config-dir={extra}", "preset=seedtest", "method=prompt_tuning", "model=tiny_bert", "task=rte"]
     runs = tmp_path / "runs"
-    refused = _cli(runs, *common)
-    assert refused.returncode == 2
-    assert _errors(refused.stderr) == ["error: seed=44: set by a config file; seeds come only from the "
-                                       "command line or the sweep (seed=S, or hydra.sweeper.params.seed in a preset)"]
-    out = _cli(runs, "-m", *common, "seed=0,1,2")
+    assert _cli(runs, *common).returncode == 0
+    assert [r["cell"]["seed"] for r in _records(runs)] == [44]  # no seed given: the cell's own
+    out = _cli(runs, "-m", *common, "seed_index=0,1,2")
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "seed=44" in out.stdout and "[skipped]" in out.stdout  # index 0 is the run above
+    assert _cli(runs, *common, "seed=7", "seed_index=1").returncode == 0  # a given seed wins
     records = _records(runs)
-    assert sorted(r["cell"]["seed"] for r in records) == [0, 1, 2]
-    assert len({r["identity"]["variant"] for r in records}) == 1  # one configuration, three seeds
+    assert sorted(r["cell"]["seed"] for r in records) == [7, 44, 45, 46]
+    assert len({r["identity"]["variant"] for r in records}) == 1  # one configuration, four seeds
+    variant = records[0]["identity"]["variant"]
+    assert sorted(p.parent.name for p in runs.rglob(RECORD_FILE)) == [
+        f"seed{s}-{variant}" for s in (44, 45, 46, 7)]
     assert all(r["config"]["method"]["length"] == 3 for r in records)
 
 
