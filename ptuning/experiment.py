@@ -49,7 +49,7 @@ class Experiment:
         and head, encode the splits."""
         seed_everything(settings.seed)
         backbone = load_backbone(settings.model, model_config)
-        method = build_method(settings.method, backbone)
+        method = build_method(settings.method, backbone, task.label_words)
         model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), settings.train.head_dropout)
         tokenizer = backbone.tokenizer
         encoded = {"train": task.encode(splits.train, tokenizer, max_length, train=True),

@@ -121,6 +121,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     check_launch(cfg)
     check_device(settings)
     task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+    settings.method.check_task(task.name, task.label_words)
     model_config = backbone_config(settings.model)
     max_length = fit_length(settings, task, model_config)
     splits = read_splits(task, settings.data)

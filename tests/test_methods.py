@@ -4,6 +4,7 @@ option validation, P-Tuning v1 templates and the small artefact."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from safetensors import safe_open
 from ptuning.backbones import load_backbone
 from ptuning.errors import ConfigError
 from ptuning.methods import METHODS, build_method, method_config
+from ptuning.methods.prompt_tuning import common_word_ids
 from ptuning.model import PromptedModel, insert_prompt
 from ptuning.tasks import get_task
 from ptuning.tasks.synthetic import synthetic_rows
@@ -224,7 +226,7 @@ def test_unknown_method_lists_valid_ones():
 @pytest.mark.parametrize(
     ("method", "options", "pattern"),
     [
-        ("prompt_tuning", {"init": "zeros"}, "method.init: Invalid value 'zeros', expected one of [vocab, random]"),
+        ("prompt_tuning", {"init": "zeros"}, "method.init: Invalid value 'zeros', expected one of [vocab, class_label, random]"),
         ("prompt_tuning", {"length": 0}, "method.length=0: allowed: an integer >= 1"),
         ("prompt_tuning", {"length": "x"}, "method.length: Value 'x' of type 'str' could not be converted to Integer"),
         ("ptuning_v1", {"encoder": "gru"}, "method.encoder: Invalid value 'gru', expected one of [lstm, mlp]"),
@@ -338,3 +340,63 @@ def test_artefact_rejects_mismatched_method(tmp_path):
     other = _model("tiny_bert", "ptuning_v2", num_labels=2, length=5)
     with pytest.raises(RuntimeError, match="size mismatch"):
         other.load_artefact(path)
+
+
+# ---------------------------------------------------------------- prompt tuning initialisation
+
+
+def test_vocab_init_draws_common_whole_words():
+    """Not BERT's ids below 5000 (994 [unused] tokens, 997 single characters, 233 word pieces
+    among them): 5000 whole words of 2+ letters, in vocabulary order."""
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    tokenizer = backbone.tokenizer
+    ids = common_word_ids(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert len(ids) == 5000 and tokens[:4] == ["the", "of", "and", "in"]
+    assert all(re.fullmatch(r"[A-Za-z]{2,}", t) for t in tokens)
+    assert ids == sorted(ids) and not set(ids) & set(tokenizer.all_special_ids)
+    torch.manual_seed(0)
+    method = build_method(method_cfg("prompt_tuning", length=6), backbone)
+    table = backbone.model.get_input_embeddings().weight
+    drawn = [int((table == row).all(-1).nonzero()[0]) for row in method.prompt.detach()]
+    assert set(drawn) <= set(ids) and len(set(drawn)) == 6
+
+
+def test_vocab_init_on_a_byte_level_vocabulary():
+    """GPT-2/RoBERTa vocabularies: only word-start tokens (``Ġword``) are words."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    corpus = ["the cat sat on the mat , said the man at 10 am .", "cats and dogs ran to the park ."] * 20
+    raw.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>", "<pad>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tokens = tokenizer.convert_ids_to_tokens(common_word_ids(tokenizer, count=1000))
+    vocab = tokenizer.get_vocab()
+    expected = sorted((i for t, i in vocab.items() if re.fullmatch(r"Ġ[A-Za-z]{2,}", t)))
+    assert tokens == tokenizer.convert_ids_to_tokens(expected) and "Ġcat" in tokens and "cat" not in tokens
+
+
+def test_class_label_init_starts_from_the_class_words():
+    """Lester et al.: prompt token k = mean embedding of class word k's pieces, the rest as vocab."""
+    backbone = load_backbone(model_cfg("tiny_bert"))
+    words = get_task("rte").label_words
+    assert words == ("entailment", "not entailment")
+    method = build_method(method_cfg("prompt_tuning", length=5, init="class_label"), backbone, words)
+    table = backbone.model.get_input_embeddings().weight.detach()
+    for k, word in enumerate(words):
+        pieces = backbone.tokenizer(word, add_special_tokens=False)["input_ids"]
+        assert torch.allclose(method.prompt[k], table[pieces].mean(0))
+    assert len(backbone.tokenizer(words[1], add_special_tokens=False)["input_ids"]) > 1  # a mean
+    common = set(common_word_ids(backbone.tokenizer))
+    for row in method.prompt[2:].detach():
+        assert int((table == row).all(-1).nonzero()[0]) in common
+
+
+@pytest.mark.parametrize("task", ["copa", "conll2003", "squad"])
+def test_class_label_init_needs_class_words(task):
+    config = method_config(method_cfg("prompt_tuning", init="class_label"))
+    with pytest.raises(ConfigError, match=f"method.init='class_label': the classes of task {task} are not words"):
+        config.check_task(task, get_task(task).label_words)

@@ -221,6 +221,16 @@ def test_bad_values_fail_before_the_model_loads(tmp_path, override, message):
     assert not any(tmp_path.iterdir())
 
 
+def test_an_init_the_task_cannot_use_fails_before_the_model_loads(tmp_path):
+    cfg = _compose(["model=bert_large", "task=squad", "method=prompt_tuning", "method.init=class_label",
+                    "data.source=synthetic", f"paths.runs_dir={tmp_path}"])
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg)
+    assert str(err.value) == ("method.init='class_label': the classes of task squad are not words (spans, tags "
+                              "or answer choices); allowed for it: vocab, random")
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(("method", "message"), [
     ("ptuning_v2", "method.length=600: model=tiny_bert embeds 512 positions and method=ptuning_v2 adds 600 "
                    "before the input; allowed: method.length <= 504 (or method.position_offset=false)"),

@@ -57,10 +57,15 @@ def method_config(values: Mapping[str, Any] | MethodConfig) -> MethodConfig:
     return config
 
 
-def build_method(values: Mapping[str, Any] | MethodConfig, backbone: Backbone) -> Method:
-    """Instantiate the method named by ``values['name']`` with its options."""
+def build_method(values: Mapping[str, Any] | MethodConfig, backbone: Backbone,
+                 label_words: tuple[str, ...] | None = None) -> Method:
+    """Instantiate the method named by ``values['name']`` with its options (``label_words``:
+    the task's class words, for methods initialised from them)."""
     config = method_config(values)
-    return METHODS[config.name](config, backbone)
+    method = METHODS[config.name](config, backbone)
+    if label_words:
+        method.use_label_words(label_words, backbone)
+    return method
 
 
 for _module in pkgutil.iter_modules(__path__):

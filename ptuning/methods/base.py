@@ -40,6 +40,10 @@ class MethodConfig:
     def check(self) -> None:
         """Raise :class:`ptuning.errors.ConfigError` for values out of range."""
 
+    def check_task(self, task: str, label_words: tuple[str, ...] | None) -> None:
+        """Raise :class:`ptuning.errors.ConfigError` if the options do not suit the task
+        (``label_words``: the words naming its classes, None if they are not words)."""
+
     def added_positions(self, positions: str) -> int:
         """Positions the real tokens are pushed back by, for a backbone whose position ids
         are ``positions`` (absolute | roberta | relative): virtual input tokens, or a deep
@@ -85,6 +89,10 @@ class Method(nn.Module):
 
     def added_positions(self) -> int:
         return self.config.added_positions(self.positions)
+
+    def use_label_words(self, words: tuple[str, ...], backbone: Backbone) -> None:
+        """Initialise from the task's class words where the options ask for it (the default:
+        nothing to do)."""
 
     def attach(self, backbone: Backbone) -> None:
         """Attach to the (already frozen) backbone; layer-injection methods hook in here."""

@@ -77,6 +77,12 @@ class Task:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    @property
+    def label_words(self) -> tuple[str, ...] | None:
+        """The words that name each class, in label order (None: the classes are not words,
+        e.g. spans, tags or answer choices). Lester et al.'s class-label init uses them."""
+        return None
+
     def configure(self, max_length: int | None, template: int | None) -> Task:
         """Apply the ``task.*`` options of a config."""
         if max_length is not None:

@@ -47,6 +47,11 @@ class SuperGlueTask(Task):
     def hub_config(self) -> str:  # type: ignore[override]
         return self.name
 
+    @property
+    def label_words(self) -> tuple[str, ...] | None:
+        """The label names as words ("not_entailment" -> "not entailment")."""
+        return tuple(name.replace("_", " ") for name in self.label_names)
+
     def required_fields(self) -> tuple[str, ...]:
         return (*self.fields, "label")
 

@@ -23,6 +23,7 @@ class COPA(SuperGlueTask):
     head = "multiple_choice"
     synthetic_rule = "the correct choice repeats the object noun of the premise."
     synthetic_classes = 2
+    label_words = None  # the classes are the row's own choices, not words
 
     def encode(self, rows, tokenizer, max_length, train):
         first, second = [], []
