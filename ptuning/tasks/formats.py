@@ -97,8 +97,12 @@ def read_jsonl(path: str | Path, what: str, required: Sequence[str],
 
 
 _TAG_RE = re.compile(r"^(O|([BIESLMU])-(\S+))$")
-NER_FORMATS = ("conll2003", "token_tag", "conllx", "generic")
-_CONLL_COLUMNS = {"conll2003": (4, "token POS chunk NER"), "token_tag": (2, "token TAG")}
+_IOB_RE = re.compile(r"^(O|[BI]-\S+)$")
+#: the official P-Tuning v2 layouts (tags kept as written): separator, column count (0: at
+#: least 3), column names; then the lenient layouts (tags normalised with ``to_iob2``)
+_OFFICIAL = {"conll2003": (" ", 4, "token POS chunk NER"), "token_tag": (" ", 2, "token TAG"),
+             "sd_conllx": ("\t", 0, "ID WORD ... TAG")}
+NER_FORMATS = (*_OFFICIAL, "conllx", "generic")
 
 
 def to_iob2(tags: list[str]) -> list[str]:
@@ -122,53 +126,94 @@ def to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
-def read_conll(path: str | Path, fmt: str) -> list[Row]:
-    """Read a CoNLL-style NER file into ``{id, tokens, ner_tags}`` rows (IOB2 string tags).
+def _official_columns(where: str, line: str, fmt: str) -> tuple[str, str]:
+    """(token, tag) of a line in an official layout, or the error naming ``where``."""
+    sep, n, names = _OFFICIAL[fmt]
+    if sep == " ":
+        if "\t" in line:
+            raise DataFormatError(f"{where}: tab in the line; the columns ({names}) are separated by "
+                                  "single spaces")
+        cols = line.split(" ")
+        if "" in cols:
+            raise DataFormatError(f"{where}: empty column (two spaces in a row, or a space at the start "
+                                  "or end of the line)")
+        if len(cols) != n:
+            raise DataFormatError(f"{where}: expected {n} columns ({names}), got {len(cols)}")
+        return cols[0], cols[-1]
+    cols = line.split(sep)
+    if len(cols) < 3:
+        raise DataFormatError(f"{where}: expected tab-separated CoNLL-X columns ({names}), got {len(cols)}")
+    if not cols[1]:
+        raise DataFormatError(f"{where}: empty word (2nd column)")
+    return cols[1], cols[-1].rstrip()
 
-    ``fmt``: ``"conll2003"`` (4 columns ``token POS chunk NER``), ``"token_tag"`` (2 columns,
-    CoNLL04) or ``"conllx"``/``"generic"`` (tag in the last column; token in the 2nd column when
-    the 1st is an integer word id as in OntoNotes ``.sd.conllx``, else in the 1st). Blank lines
-    and ``-DOCSTART-`` lines end sentences; ids are ``"0"``, ``"1"``, ... as in HF. Tags are
-    normalised to IOB2 with ``to_iob2``.
+
+def read_conll(path: str | Path, fmt: str, labels: Sequence[str] | None = None) -> list[Row]:
+    """Read a CoNLL-style NER file into ``{id, tokens, ner_tags}`` rows (ids ``"0"``, ``"1"``, ...).
+
+    Official layouts, read as THUDM/P-tuning-v2 ``tasks/ner/datasets/*.py`` read them, tags as
+    written: ``"conll2003"`` (``conll2003.py``: ``token POS chunk NER``, single spaces),
+    ``"token_tag"`` (``conll2004.py``: ``token TAG``, one space) and ``"sd_conllx"``
+    (``ontonotes.py``: tab-separated CoNLL-X columns, word in the 2nd, tag in the last).
+    Sentences end at empty lines and at lines starting with ``-DOCSTART-``; a line of only
+    whitespace is an error, as the official loaders cannot read it. Unlike them, a last
+    sentence with no empty line after it is kept (``conll2004.py`` and ``ontonotes.py`` drop
+    it) and no empty sentence ends the file (``conll2003.py`` yields one).
+
+    Lenient layouts ``"conllx"``/``"generic"``: tag in the last column, token in the 2nd when
+    the 1st is an integer word id, else in the 1st; tags normalised to IOB2 with ``to_iob2``.
+
+    With ``labels``, every (normalised) tag must be one of them. Errors name file and line.
     """
     if fmt not in NER_FORMATS:
         raise ValueError(f"unknown CoNLL format {fmt!r} (known: {', '.join(NER_FORMATS)})")
+    official = fmt in _OFFICIAL
     p, text = read_text(path)
     rows: list[Row] = []
     tokens: list[str] = []
     tags: list[str] = []
+    linenos: list[int] = []
 
     def flush() -> None:
         if not tokens:
             return
-        rows.append({"id": str(len(rows)), "tokens": list(tokens), "ner_tags": to_iob2(tags)})
+        out = list(tags) if official else to_iob2(tags)
+        if labels is not None:
+            for tag, lineno in zip(out, linenos, strict=True):
+                if tag not in labels:
+                    raise DataFormatError(f"{p}:{lineno}: tag {tag!r} is not in the label set "
+                                          f"({', '.join(labels)})")
+        rows.append({"id": str(len(rows)), "tokens": list(tokens), "ner_tags": out})
         tokens.clear()
         tags.clear()
+        linenos.clear()
 
-    for lineno, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(text.split("\n"), start=1):  # read_text made newlines "\n"
+        if not line or line.startswith("-DOCSTART-"):
+            flush()
+            continue
+        where = f"{p}:{lineno}"
         if not line.strip():
+            if official:
+                raise DataFormatError(f"{where}: line of only whitespace (sentences end at empty lines)")
             flush()
             continue
-        cols = line.split("\t") if fmt in ("conllx", "generic") and "\t" in line else line.split()
-        cols = [c.strip() for c in cols]
-        if cols[0] == "-DOCSTART-":
-            flush()
-            continue
-        if fmt in _CONLL_COLUMNS:
-            n, names = _CONLL_COLUMNS[fmt]
-            if len(cols) != n:
-                raise DataFormatError(f"{p}:{lineno}: expected {n} columns ({names}), got {len(cols)}")
-            token, tag = cols[0], cols[-1]
+        if official:
+            token, tag = _official_columns(where, line, fmt)
+            if _IOB_RE.match(tag) is None:
+                raise DataFormatError(f"{where}: invalid NER tag {tag!r} (the {fmt} layout has O, "
+                                      "B-TYPE and I-TYPE tags)")
         else:
+            cols = [c.strip() for c in (line.split("\t") if "\t" in line else line.split())]
             if len(cols) < 2:
-                raise DataFormatError(f"{p}:{lineno}: expected at least 2 columns (token ... TAG), got {len(cols)}")
+                raise DataFormatError(f"{where}: expected at least 2 columns (token ... TAG), got {len(cols)}")
             token = cols[1] if len(cols) >= 3 and cols[0].isdigit() else cols[0]
             tag = cols[-1]
-        if _TAG_RE.match(tag) is None:
-            raise DataFormatError(f"{p}:{lineno}: invalid NER tag {tag!r} (expected O or B-/I-/E-/S-/L-/U-TYPE)")
+            if _TAG_RE.match(tag) is None:
+                raise DataFormatError(f"{where}: invalid NER tag {tag!r} (expected O or B-/I-/E-/S-/L-/U-TYPE)")
         tokens.append(token)
         tags.append(tag)
+        linenos.append(lineno)
     flush()
     return rows
 

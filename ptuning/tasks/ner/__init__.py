@@ -1,12 +1,17 @@
 """Named-entity recognition: token classification, label on the first sub-token,
 entity-level micro-F1 (seqeval), test reported at the best dev epoch, as the official
-P-Tuning v2 code. Local files are CoNLL-style columns, read into the hub's
-``conll2003`` schema with IOB2 string tags (``label_names`` gives the id order)."""
+P-Tuning v2 code. Rows follow the hub's ``conll2003`` schema with IOB2 string tags
+(``label_names`` gives the id order, the official ``ClassLabel`` order). Local files are
+the official data pack's layouts, read as its ``tasks/ner/datasets/*.py`` read them (see
+:func:`ptuning.tasks.formats.read_conll`); hub tags are mapped by the names the dataset
+gives them, never by an assumed order."""
 
 from __future__ import annotations
 
 import random
-from typing import ClassVar
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +34,8 @@ TEMPLATES = [
     "The {MISC} player {PER} joined {ORG} .",
 ]
 FILLERS = {"LOC": CITIES, "ORG": ORGS, "MISC": NATIONALITIES}
+#: hub columns that may hold the tags: HF ``ner_tags``, T-NER ``tags``
+HUB_TAG_COLUMNS = ("ner_tags", "tags")
 
 
 class NerTask(Task):
@@ -53,19 +60,61 @@ class NerTask(Task):
                 + "/".join(self.synthetic_types.values()) + " in sentence templates.")
 
     def read_local(self, path: str) -> list[Row]:
-        return read_conll(path, self.conll_format)
+        return read_conll(path, self.conll_format, self.label_names)
 
-    def from_hub(self, rows, features):
-        if features is None or "tokens" not in features or "ner_tags" not in features:
+    def from_hub(self, rows: Sequence[Row], features: Any) -> list[Row]:
+        """Rows of a hub split; string tags are used as they are, integer tags through the
+        dataset's own ``ClassLabel`` names. Integer tags without names, or tags outside the
+        label set, are refused: no label order or tag mapping is assumed."""
+        source = f"task={self.name}: hub dataset {self.hub_path!r}"
+        column = next((c for c in HUB_TAG_COLUMNS if features is not None and c in features), None)
+        if column is None or "tokens" not in features:
             raise DataFormatError(
-                f"task={self.name}: hub dataset {self.hub_path!r} has columns "
-                f"{sorted(features) if features is not None else None}; expected tokens and ner_tags "
-                "(use data.source=local with the original files)")
-        tag_feature = features["ner_tags"].feature
-        names = getattr(tag_feature, "names", None) or list(self.label_names)
-        return [{"id": str(r["id"]), "tokens": list(r["tokens"]),
-                 "ner_tags": [t if isinstance(t, str) else names[t] for t in r["ner_tags"]]}
-                for r in rows]
+                f"{source} has columns {sorted(features) if features is not None else None}; expected "
+                f"tokens and one of {', '.join(HUB_TAG_COLUMNS)} (use data.source=local with the original files)")
+        names = self._hub_tag_names(features[column], source, column)
+        out = []
+        for i, r in enumerate(rows):
+            tags = []
+            for t in r[column]:
+                if names is None and isinstance(t, str):
+                    tags.append(t)
+                elif names is not None and isinstance(t, Integral) and not isinstance(t, bool) \
+                        and 0 <= t < len(names):
+                    tags.append(names[int(t)])
+                else:
+                    valid = "a string" if names is None else f"an id 0..{len(names) - 1} of its ClassLabel"
+                    raise DataFormatError(f"{source}: row {i} has {column} value {t!r}, not {valid}")
+            out.append({"id": str(r["id"]) if "id" in r else str(i), "tokens": list(r["tokens"]),
+                        "ner_tags": tags})
+        self._check_tags(source, column, {t for r in out for t in r["ner_tags"]})
+        return out
+
+    def _hub_tag_names(self, feature: Any, source: str, column: str) -> list[str] | None:
+        """The ``ClassLabel`` names of a tag column (checked against the label set), or None
+        for string tags; integer tags without names are an error."""
+        inner = feature[0] if isinstance(feature, list) and len(feature) == 1 else getattr(feature, "feature", None)
+        names = getattr(inner, "names", None)
+        if names:
+            self._check_tags(source, column, set(names))
+            return list(names)
+        dtype = getattr(inner, "dtype", None)
+        if dtype in ("string", "large_string"):
+            return None
+        files = ", ".join(self.local_files.values())
+        raise DataFormatError(
+            f"{source}: column {column!r} holds {dtype or type(inner).__name__} tags without ClassLabel "
+            f"names, so which id is which tag is unknown (the {self.name} label order is not assumed); "
+            f"use data.source=local data.root=DIR with the original files ({files}), or a hub "
+            f"dataset whose {column} are ClassLabel ids with names or tag strings")
+
+    def _check_tags(self, source: str, column: str, tags: set[str]) -> None:
+        unknown = sorted(tags - set(self.label_names))
+        if unknown:
+            raise DataFormatError(
+                f"{source}: column {column!r} has tags {unknown} outside the {self.name} label set "
+                f"{list(self.label_names)}; no mapping between tagging schemes or spellings is "
+                "applied: convert the dataset to these tags")
 
     def encode(self, rows, tokenizer, max_length, train):
         ids = {name: i for i, name in enumerate(self.label_names)}

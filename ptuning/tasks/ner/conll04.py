@@ -1,4 +1,6 @@
-"""CoNLL-2004 entities (Peop, Loc, Org, Other), in the official P-Tuning v2 layout."""
+"""CoNLL-2004 entities (Peop, Loc, Org, Other), as THUDM/P-tuning-v2
+``tasks/ner/datasets/conll2004.py`` reads them: ``train.txt``/``dev.txt``/``test.txt`` with
+one ``token TAG`` line per word (one space), an empty line after each sentence."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from ptuning.tasks.ner import NerTask
 @register
 class CoNLL04(NerTask):
     name, display_name = "conll04", "CoNLL04"
-    #: P-Tuning v2 ``tasks/ner/datasets/conll2004.py`` order
+    #: P-Tuning v2 ``tasks/ner/datasets/conll2004.py`` ClassLabel order
     label_names = ("O", "B-Loc", "B-Peop", "B-Org", "B-Other", "I-Loc", "I-Peop", "I-Org", "I-Other")
-    hub_path = "conll04"  # no canonical hub copy: point task.hub_path at one you trust
+    #: not on the hub (the official code reads local files): use data.source=local
+    hub_path = "conll04"
     local_files = {"train": "conll04/train.txt", "validation": "conll04/dev.txt",
                    "test": "conll04/test.txt"}
     conll_format = "token_tag"

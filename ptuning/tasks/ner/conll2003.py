@@ -1,4 +1,6 @@
-"""CoNLL-2003 English NER (PER, LOC, ORG, MISC)."""
+"""CoNLL-2003 English NER (PER, LOC, ORG, MISC), as THUDM/P-tuning-v2
+``tasks/ner/datasets/conll2003.py`` reads ``train.txt``/``valid.txt``/``test.txt``
+(``token POS chunk NER``, single spaces, ``-DOCSTART-`` lines) or from the hub."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from ptuning.tasks.ner import NerTask
 @register
 class CoNLL2003(NerTask):
     name, display_name = "conll2003", "CoNLL03"
-    #: HF ``conll2003`` ner_tags ClassLabel order
+    #: HF ``conll2003`` ner_tags ClassLabel order (also the official conll2003.py's)
     label_names = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
     hub_path = "conll2003"
     local_files = {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt",
