@@ -84,6 +84,8 @@ class TrainConfig:
     eval_batch_size: int = field(default=64, metadata=NOT_IDENTITY)
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    #: linear warmup over this many steps (instead of ``warmup_ratio``)
+    warmup_steps: int = 0
     scheduler: Scheduler = Scheduler.linear
     selection: Selection = Selection.best
     #: 0: evaluate at each epoch end; N: every N steps
@@ -108,6 +110,14 @@ class TrainConfig:
         require(self.eval_batch_size >= 1, "train.eval_batch_size", self.eval_batch_size, "an integer >= 1")
         require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
         require(0 <= self.warmup_ratio < 1, "train.warmup_ratio", self.warmup_ratio, "0 <= ratio < 1")
+        require(self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
+        require(not (self.warmup_steps and self.warmup_ratio), "train.warmup_steps", self.warmup_steps,
+                "0 when train.warmup_ratio is set (one warmup, not two)")
+        if self.scheduler is Scheduler.exponential:
+            for name in ("warmup_steps", "warmup_ratio"):
+                require(not getattr(self, name), f"train.{name}", getattr(self, name),
+                        "0 with train.scheduler=exponential (the official NER/QA schedule has no warmup), "
+                        "or train.scheduler=linear|constant")
         require(self.eval_steps >= 0, "train.eval_steps", self.eval_steps, "0 (each epoch) or a step count >= 1")
         require(self.max_grad_norm > 0, "train.max_grad_norm", self.max_grad_norm, "a number > 0")
         require(self.logging_steps >= 1, "train.logging_steps", self.logging_steps, "an integer >= 1")

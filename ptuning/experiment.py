@@ -88,6 +88,15 @@ class Experiment:
                         group=self.settings.group, tags=[cell["method"], cell["model"], cell["task"]],
                         config=record["config"])
 
+    def _hf_scheduler(self) -> str:
+        """The Trainer's scheduler name (exponential runs as constant plus our own LambdaLR)."""
+        train = self.settings.train
+        if train.scheduler is Scheduler.exponential:
+            return "constant"
+        if train.scheduler is Scheduler.constant and (train.warmup_steps or train.warmup_ratio):
+            return "constant_with_warmup"  # HF's "constant" ignores warmup
+        return train.scheduler.value
+
     def _trainer(self, directory: Path, selector: Selector) -> Trainer:
         train = self.settings.train
         lr = self.settings.lr
@@ -96,8 +105,8 @@ class Experiment:
             output_dir=str(directory / "trainer"), num_train_epochs=float(train.epochs),
             max_steps=int(train.max_steps), per_device_train_batch_size=int(train.batch_size),
             learning_rate=lr, weight_decay=float(train.weight_decay),
-            warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else 0,
-            lr_scheduler_type="constant" if train.scheduler is Scheduler.exponential else train.scheduler.value,
+            warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else int(train.warmup_steps),
+            lr_scheduler_type=self._hf_scheduler(),
             max_grad_norm=float(train.max_grad_norm), seed=self.settings.seed, logging_steps=int(train.logging_steps),
             save_strategy="no", eval_strategy="no",
             report_to=["wandb"] if self.settings.logger.name is LoggerName.wandb else [],
@@ -155,13 +164,23 @@ class Experiment:
                      "device": str(device), "threads": torch.get_num_threads(),
                      "steps": trainer.state.global_step},
         }
+        params = self.model.parameter_counts()
         if selector.chosen_state is not None:
             self.model.method.load_state_dict(
                 {k[7:]: v for k, v in selector.chosen_state.items() if k.startswith("method.")})
             self.model.head.load_state_dict(
                 {k[5:]: v for k, v in selector.chosen_state.items() if k.startswith("head.")})
-            path = directory / "prompt.safetensors"
-            self.model.save_artefact(path, {"method": self.settings.method.name, "model": self.settings.model.name,
-                                            "task": self.task.name, "epoch": str(chosen.epoch)})
-            result["artefact"] = {"path": path.name, "bytes": path.stat().st_size}
+        if self.model.method.trains_backbone:
+            params["stored"] = params["total"]
+        else:
+            folded = self.model.method.fold_for_storage()
+            params["stored"] = sum(v.numel() for v in self.model.artefact_state().values())
+            if selector.chosen_state is not None:
+                path = directory / "prompt.safetensors"
+                self.model.save_artefact(path, {
+                    "method": self.settings.method.name, "model": self.settings.model.name,
+                    "task": self.task.name, "epoch": str(chosen.epoch),
+                    "stored_form": "folded" if folded else "trained"})
+                result["artefact"] = {"path": path.name, "bytes": path.stat().st_size}
+        result["params"] = params
         return result

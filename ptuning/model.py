@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -156,7 +157,11 @@ class PromptedModel(nn.Module):
         tmp.replace(path)
 
     def load_artefact(self, path: Path) -> None:
-        """Load weights saved by :meth:`save_artefact`; every key must match."""
+        """Load weights saved by :meth:`save_artefact`; every key must match. An artefact
+        stored folded (metadata ``stored_form=folded``) folds this model's method first."""
+        with safe_open(str(path), "pt") as handle:
+            if (handle.metadata() or {}).get("stored_form") == "folded":
+                self.method.fold_for_storage()
         state = load_file(str(path))
         method = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
         head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}

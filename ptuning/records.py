@@ -103,7 +103,9 @@ class Record:
       (the split tables report: ``validation``, or ``test`` for NER where a test split exists)
     - ``model``: name, display, family (HF model_type), hf_name, backbone_params
     - ``method``: name, display, kind (prompt | injection | full), trains_backbone
-    - ``params``: total, trainable, method, head, backbone, backbone_trainable (by ownership)
+    - ``params``: total, trainable, method, head, backbone, backbone_trainable (by ownership);
+      ``stored``: what a trained cell keeps besides the frozen backbone (the artefact: method
+      + head after folding a reparameterised prefix; everything for fine-tuning)
     - ``data``: source, train/eval/test examples, train_features, max_length, split_note
     - ``metrics`` / ``test_metrics``: metric -> value (0-100) at the selected evaluation
     - ``history``: every evaluation (epoch, step, ``<split>/<metric>``)

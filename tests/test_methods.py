@@ -69,8 +69,11 @@ def _model(model_name: str, method: str, head: str = "classification", num_label
 #: (input, output) widths of the projections LoRA adapts by default, per family, in terms of
 #: (d, d_kv): query and value (GPT-2: the fused q/k/v projection)
 LORA_SHAPES = {"tiny_bert": lambda d, kv: [(d, d), (d, d)], "tiny_roberta": lambda d, kv: [(d, d), (d, d)],
+               "tiny_deberta": lambda d, kv: [(d, 3 * d)],
                "tiny_deberta_v2": lambda d, kv: [(d, d), (d, d)], "tiny_gpt2": lambda d, kv: [(d, 3 * d)],
                "tiny_llama": lambda d, kv: [(d, d), (d, kv)]}
+#: LoRA options a family needs: DeBERTa v1 fuses q/k/v into in_proj, so it has no query/value default
+LORA_TARGETS = {"tiny_deberta": {"target_modules": ["in_proj"]}}
 
 
 def _closed_form(method: str, model_name: str, options: dict) -> int:
@@ -116,13 +119,16 @@ CASES = [
 @pytest.mark.parametrize("model_name", TINY_MODELS)
 @pytest.mark.parametrize(("method", "options"), CASES, ids=lambda v: str(v) if v else "")
 def test_parameter_counts_match_closed_form(model_name, method, options):
+    if method == "lora":
+        options = {**options, **LORA_TARGETS.get(model_name, {})}
     model = _model(model_name, method, **options)
     counts = model.parameter_counts()
     d = _dims(model_name)[0]
     backbone = sum(p.numel() for p in model.backbone.parameters())
     assert counts["method"] == _closed_form(method, model_name, options)
     roberta_head = d * d + d if (method, model_name) == ("finetune", "tiny_roberta") else 0  # dense + tanh
-    assert counts["head"] == d * NUM_LABELS + NUM_LABELS + roberta_head
+    deberta_pooler = d * d + d if model_name in ("tiny_deberta", "tiny_deberta_v2") else 0  # ContextPooler
+    assert counts["head"] == d * NUM_LABELS + NUM_LABELS + roberta_head + deberta_pooler
     assert counts["backbone"] == backbone
     assert counts["total"] == backbone + counts["method"] + counts["head"]
     if method == "finetune":
@@ -138,7 +144,7 @@ def test_closed_form_numbers_tiny_llama():
     expected = {
         "prompt_tuning": 20 * 32,
         "ptuning_v1": 8 * 32 + 16 * 16 * (32 + 16 + 2) + (32 * 32 + 32 + 32 * 32 + 32),
-        "prefix_tuning": 16 * 32 + 32 * 512 + 512 + 512 * 2 * 2 * 16 + 2 * 2 * 16,
+        "prefix_tuning": 10 * 32 + 32 * 512 + 512 + 512 * 2 * 2 * 16 + 2 * 2 * 16,  # Li & Liang: L=10
         "ptuning_v2": 16 * 2 * 2 * 16,
         "lora": 2 * (8 * (32 + 32) + 8 * (32 + 16)),  # r=8: q (32->32) and v (32->16) per layer
         "finetune": 0,
@@ -400,3 +406,41 @@ def test_class_label_init_needs_class_words(task):
     config = method_config(method_cfg("prompt_tuning", init="class_label"))
     with pytest.raises(ConfigError, match=f"method.init='class_label': the classes of task {task} are not words"):
         config.check_task(task, get_task(task).label_words)
+
+
+# ---------------------------------------------------------------- folding the reparameterisation
+
+
+@pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_llama"])
+def test_prefix_tuning_stores_the_prefix_not_the_mlp(model_name, tmp_path):
+    """Li & Liang keep MLP(E) after training: same outputs, L x 2n x d_kv numbers, and an
+    artefact that a freshly built (unfolded) model loads."""
+    _, n, dkv = _dims(model_name)
+    trained = _model(model_name, "prefix_tuning", seed=0, length=4, hidden_size=24)
+    batch = _batch(trained.info)
+    _train(trained, batch, steps=2)
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    trained.eval()
+    with torch.no_grad():
+        before = trained(**inputs)["logits"]
+        assert trained.method.fold_for_storage() and not trained.method.fold_for_storage()
+        after = trained(**inputs)["logits"]
+    assert torch.allclose(before, after, atol=1e-6)
+    assert trained.parameter_counts()["method"] == 4 * 2 * n * dkv
+    path = tmp_path / "prompt.safetensors"
+    trained.save_artefact(path, {"stored_form": "folded"})
+    fresh = _model(model_name, "prefix_tuning", seed=1, length=4, hidden_size=24)
+    fresh.eval()
+    fresh.load_artefact(path)
+    with torch.no_grad():
+        assert torch.allclose(fresh(**inputs)["logits"], before, atol=1e-6)
+
+
+def test_prefix_tuning_defaults_are_li_and_liang_s():
+    """XiangLi1999/PrefixTuning gpt2/train_e2e.py: --learning_rate 5e-05, --preseqlen 10,
+    --mid_dim 512, --use_dropout no (dropout 0.0); PyTorch init (train_control.py)."""
+    config = method_config(method_cfg("prefix_tuning"))
+    assert (config.lr, config.length, config.hidden_size, config.dropout, config.init.value) == (
+        5e-5, 10, 512, 0.0, "torch")
+    model = _model("tiny_bert", "prefix_tuning")
+    assert model.method.prefix.dropout.p == 0.0  # not the backbone's hidden dropout

@@ -20,6 +20,7 @@ import torch
 from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from safetensors import safe_open
 
 from ptuning.config import TrainConfig, check_config, identity_options
 from ptuning.errors import ConfigError, DataUnavailableError
@@ -87,6 +88,7 @@ def test_record_fields_and_location(tmp_path):
     assert params["head"] == 32 * 2 + 2 and params["backbone_trainable"] == 0
     assert params["trainable"] == params["method"] + params["head"]
     assert params["total"] == params["backbone"] + params["trainable"]
+    assert params["stored"] == params["trainable"]  # no reparameterisation to fold
     cost = record["cost"]
     assert cost["train_seconds"] > 0 and cost["eval_seconds"] > 0 and cost["peak_memory_mb"] > 50
     assert cost["device"] == "cpu" and cost["steps"] == 2
@@ -100,6 +102,19 @@ def test_record_fields_and_location(tmp_path):
     assert (record["data"]["train_examples"], record["data"]["eval_examples"]) == (16, 8)
     artefact = outcome.directory / record["artefact"]["path"]
     assert artefact.stat().st_size == record["artefact"]["bytes"]
+
+
+def test_prefix_tuning_records_trained_and_stored_counts(tmp_path):
+    """The MLP trains; the artefact keeps MLP(E) (metadata says so) and the record both counts."""
+    outcome = run_cell(_cell(tmp_path, "method=prefix_tuning", "method.length=4", "method.hidden_size=24"))
+    params = outcome.record["params"]
+    d, n = 32, 2
+    assert params["method"] == 4 * d + d * 24 + 24 + 24 * 2 * n * d + 2 * n * d  # E, Linear, Linear
+    assert params["stored"] == 4 * 2 * n * d + params["head"]  # the prefix itself + head
+    path = outcome.directory / outcome.record["artefact"]["path"]
+    with safe_open(str(path), "pt") as handle:
+        assert handle.metadata()["stored_form"] == "folded"
+        assert sum(handle.get_tensor(k).numel() for k in handle.keys()) == params["stored"]
 
 
 # ---------------------------------------------------------------- identity
@@ -208,13 +223,18 @@ def test_a_bug_in_task_code_is_a_failed_record_with_its_traceback(tmp_path, monk
     ("train.batch_size=0", "train.batch_size=0: allowed: an integer >= 1"),
     ("train.epochs=0", "train.epochs=0: allowed: an integer >= 1 (or set train.max_steps)"),
     ("data.max_train_samples=-5", "data.max_train_samples=-5: allowed: null (all rows) or an integer >= 1"),
+    ("train.warmup_steps=-1", "train.warmup_steps=-1: allowed: an integer >= 0"),
+    ("train.scheduler=exponential train.warmup_steps=100", "train.warmup_steps=100: allowed: 0 with "
+     "train.scheduler=exponential (the official NER/QA schedule has no warmup), or train.scheduler=linear|constant"),
+    ("train.warmup_ratio=0.1 train.warmup_steps=100", "train.warmup_steps=100: allowed: 0 when "
+     "train.warmup_ratio is set (one warmup, not two)"),
     pytest.param("train.precision=fp16", "train.precision='fp16': needs a CUDA device; allowed without one: "
                  "fp32, bf16", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device exists")),
 ])
 def test_bad_values_fail_before_the_model_loads(tmp_path, override, message):
     """``model=bert_large`` cannot load offline: the option is checked before it would."""
     cfg = _compose(["model=bert_large", "task=rte", "data.source=synthetic", f"paths.runs_dir={tmp_path}",
-                    *([] if "epochs" in override else ["train.max_steps=1"]), override])
+                    *([] if "epochs" in override else ["train.max_steps=1"]), *override.split()])
     with pytest.raises(ConfigError) as err:
         prepare(cfg)
     assert str(err.value) == message

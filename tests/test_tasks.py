@@ -575,7 +575,13 @@ def test_one_step_every_method_and_family(method, task, tmp_path):
     record = outcome.record
     assert outcome.status == record["status"] == "completed", record["error"]
     assert record["cost"]["steps"] == 1
+    stored = record["params"].pop("stored")
     assert record["params"] == described["params"]
+    params = described["params"]
+    if method == "finetune":
+        assert stored == params["total"]
+    elif method != "prefix_tuning":  # prefix tuning keeps MLP(E), fewer numbers than it trains
+        assert stored == params["method"] + params["head"]
     metrics = record["metrics"]
     assert set(get_task(task).metrics) <= set(metrics)
     assert all(math.isfinite(v) for v in metrics.values())

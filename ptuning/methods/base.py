@@ -94,6 +94,11 @@ class Method(nn.Module):
         """Initialise from the task's class words where the options ask for it (the default:
         nothing to do)."""
 
+    def fold_for_storage(self) -> bool:
+        """Switch to the form stored after training, where it differs from the trained one
+        (a reparameterised prefix keeps only what it computes); True if it changed."""
+        return False
+
     def attach(self, backbone: Backbone) -> None:
         """Attach to the (already frozen) backbone; layer-injection methods hook in here."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ptuning.backbones import Backbone
@@ -41,6 +42,16 @@ class PrefixEncoder(nn.Module):
                     nn.init.normal_(module.weight, std=init_std)
                 if isinstance(module, nn.Linear):
                     nn.init.zeros_(module.bias)
+
+    def fold(self) -> None:
+        """Replace the reparameterisation by the table it computes, MLP(E) (Li & Liang keep only
+        the prefix after training): same keys/values, no MLP to store."""
+        if self.transform is None:
+            return
+        with torch.no_grad():
+            table = self.transform(self.embedding.weight)
+        self.embedding = nn.Embedding.from_pretrained(table.detach().clone(), freeze=False)
+        self.transform = None
 
     def forward(self, batch_size: int) -> DeepPrompt:
         table = self.embedding.weight

@@ -2,7 +2,17 @@
 reparameterisation of L embeddings.
 
 The same deep prefix as P-Tuning v2 (see ``ptuning_v2.py``) with the reparameterisation on:
-Embedding(L, d) -> Linear(d, h) -> Tanh -> Linear(h, 2*n*d), h = 512.
+Embedding(L, d) -> Linear(d, h) -> Tanh -> Linear(h, 2*n*d). After training the MLP is
+folded away: the artefact stores MLP(E), the prefix itself, as Li & Liang keep it; the record
+counts both (``params.method`` trained, ``params.stored`` kept).
+
+Every default is Li & Liang's code's (XiangLi1999/PrefixTuning ``gpt2/train_e2e.py``
+argument defaults, ``gpt2/train_control.py`` for the module): ``--learning_rate 5e-05``,
+``--preseqlen 10``, ``--mid_dim 512``, ``--use_dropout no`` / ``--dropout 0.0`` (no prefix
+dropout), modules built with PyTorch's initialisation. Their ``--warmup_steps 100`` is a
+training option: ``train.warmup_steps=100``. Their defaults were set for table-to-text
+generation with GPT-2 (5 epochs of E2E); the suite's presets that tune for other budgets say so
+in ``conf/hparams/method/<preset>/prefix_tuning.yaml``.
 """
 
 from __future__ import annotations
@@ -16,12 +26,13 @@ from ptuning.methods.ptuning_v2 import PrefixInit, PTuningV2, PTuningV2Config
 @dataclass
 class PrefixTuningConfig(PTuningV2Config):
     name: str = "prefix_tuning"
-    lr: float = 3.0e-3
-    length: int = 16
-    #: MLP hidden size h (official --prefix_hidden_size default 512); null disables the
-    #: reparameterisation
+    lr: float = 5.0e-5  # --learning_rate
+    length: int = 10  # --preseqlen
+    #: MLP hidden size h (--mid_dim); null disables the reparameterisation
     hidden_size: int | None = 512
-    #: Li & Liang's code builds the prefix with PyTorch's defaults (gpt2/train_control.py)
+    #: no dropout on the prefix (--use_dropout no, --dropout 0.0)
+    dropout: float | None = 0.0
+    #: PyTorch's module defaults (train_control.py builds the prefix without HF's _init_weights)
     init: PrefixInit = PrefixInit.torch
 
 

@@ -69,5 +69,10 @@ class PTuningV2(Method):
     def shifts_positions(self) -> bool:
         return self.config.position_offset
 
+    def fold_for_storage(self) -> bool:
+        folded = self.prefix.transform is not None
+        self.prefix.fold()
+        return folded
+
     def forward(self, batch_size: int, prompt_anchors: torch.Tensor | None = None) -> PromptOutput:
         return PromptOutput(deep_prompt=self.prefix(batch_size))
