@@ -4,8 +4,10 @@ As in the official P-Tuning v2 code (``model/*.py``), where every head is a modu
 Hugging Face model: linear layers start from transformers' ``_init_weights`` (weights
 N(0, initializer_range), biases zero), the classification and token heads apply the
 backbone's hidden dropout, the span QA head applies none (``model/question_answering.py``),
-and fine-tuning RoBERTa uses the ``RobertaClassificationHead`` of
-``AutoModelForSequenceClassification`` (the official fine-tuning path).
+fine-tuning RoBERTa uses the ``RobertaClassificationHead`` of
+``AutoModelForSequenceClassification`` (the official fine-tuning path), and DeBERTa's
+sequence-level heads pool through a trained ``ContextPooler`` (``model/deberta.py``,
+used by ``DebertaPrefixForSequenceClassification`` and ``DebertaPrefixForMultipleChoice``).
 
 Every head receives hidden states in the ORIGINAL token coordinates (input prompts
 already removed by the model), so labels, QA offsets and pooled positions never need
@@ -19,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers.activations import ACT2FN
 
 from ptuning.backbones import Backbone
 
@@ -54,20 +57,48 @@ def pool(backbone: Backbone, hidden: torch.Tensor, attention_mask: torch.Tensor)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
+class ContextPooler(nn.Module):
+    """DeBERTa's trained pooler (official ``model/deberta.py`` ``ContextPooler``): the first
+    token -> dropout (``pooler_dropout``) -> dense -> ``pooler_hidden_act``; the dense layer
+    starts as transformers' ``_init_weights`` (N(0, initializer_range), bias 0)."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        config = backbone.config
+        size = getattr(config, "pooler_hidden_size", None) or backbone.hidden_size
+        self.dropout = nn.Dropout(float(getattr(config, "pooler_dropout", 0.0) or 0.0))
+        self.dense = official_linear(backbone, size, size)
+        self.activation = ACT2FN[getattr(config, "pooler_hidden_act", "gelu")]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(self.dropout(hidden[:, 0])))
+
+
+def context_pooler(backbone: Backbone) -> ContextPooler | None:
+    """A fresh ContextPooler for families whose official sequence-level heads have one."""
+    return ContextPooler(backbone) if backbone.traits.context_pooler else None
+
+
 class ClassificationHead(Head):
     """Sentence(-pair) classification on the pooled representation; fine-tuning RoBERTa:
-    [CLS] -> dropout -> dense (new) -> tanh -> dropout -> linear, as RobertaClassificationHead."""
+    [CLS] -> dropout -> dense (new) -> tanh -> dropout -> linear, as RobertaClassificationHead;
+    DeBERTa: ContextPooler -> dropout -> linear, as the official
+    ``DebertaPrefixForSequenceClassification`` (and HF's ``Deberta(V2)ForSequenceClassification``,
+    the official fine-tuning path)."""
 
     def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, num_labels, dropout)
         self.backbone = [backbone]  # a list: not registered as a submodule
         d = backbone.hidden_size
         self.dense = official_linear(backbone, d, d) if trains_backbone and backbone.family == "roberta" else None
+        self.pooler = context_pooler(backbone)
         self.classifier = official_linear(backbone, d, num_labels)
 
     def forward(self, hidden, attention_mask, labels=None, **_):
         if self.dense is not None:
             pooled = torch.tanh(self.dense(self.dropout(hidden[:, 0])))
+        elif self.pooler is not None:
+            pooled = self.pooler(hidden)
         else:
             pooled = pool(self.backbone[0], hidden, attention_mask)
         logits = self.classifier(self.dropout(pooled))
@@ -76,15 +107,18 @@ class ClassificationHead(Head):
 
 
 class MultipleChoiceHead(Head):
-    """One score per choice; the model flattens (batch, choices, T) before the backbone."""
+    """One score per choice; the model flattens (batch, choices, T) before the backbone.
+    DeBERTa pools through a ContextPooler, as the official ``DebertaPrefixForMultipleChoice``."""
 
     def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False) -> None:
         super().__init__(backbone, num_labels, dropout)
         self.backbone = [backbone]
+        self.pooler = context_pooler(backbone)
         self.scorer = official_linear(backbone, backbone.hidden_size, 1)
 
     def forward(self, hidden, attention_mask, labels=None, num_choices: int = 2, **_):
-        scores = self.scorer(self.dropout(pool(self.backbone[0], hidden, attention_mask)))
+        pooled = self.pooler(hidden) if self.pooler is not None else pool(self.backbone[0], hidden, attention_mask)
+        scores = self.scorer(self.dropout(pooled))
         logits = scores.view(-1, num_choices)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return loss, logits

@@ -17,7 +17,7 @@ from ptuning.config import ModelConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama"]
+TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama"]
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared 2-core machine
 

@@ -37,7 +37,7 @@ def _compose(overrides: list[str], hydra: bool = False):
 
 
 def _preset_overrides(preset: str) -> list[str]:
-    return [f"preset={preset}"] + (["data.root=/data"] if preset == "mini" else [])
+    return [f"preset={preset}"] + (["data.root=/data"] if preset in ("mini", "ptv2_ner") else [])
 
 
 def _sweep(preset: str) -> dict[str, list[str]]:
@@ -197,7 +197,7 @@ def test_paper_presets_carry_the_official_hyperparameters():
         if family not in presets or task not in TASKS:
             continue
         preset, model = presets[family], HF_MODEL[row["model"]]
-        cfg = _compose([f"preset={preset}", "method=ptuning_v2", f"model={model}", f"task={task}"])
+        cfg = _compose([*_preset_overrides(preset), "method=ptuning_v2", f"model={model}", f"task={task}"])
         settings = check_config(cfg)
         where = f"{preset}/{model}/{task} ({row['other'].split(' |')[0]})"
         assert settings.method.length == int(row["pre_seq_len"]), where

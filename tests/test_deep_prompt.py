@@ -1,8 +1,10 @@
-"""The deep-prompt mechanism against HF PEFT, an empty prefix, padding, every family."""
+"""The deep-prompt mechanism against HF PEFT, an empty prefix, padding, every family, and
+DeBERTa's patched attention against the official prefix attention written out by hand."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -10,6 +12,9 @@ from conftest import TINY_MODELS, model_cfg
 
 from ptuning.backbones import load_backbone
 from ptuning.backbones.deep_prompt import DeepPrompt
+
+#: families with one (eager, disentangled, patched) attention path
+DEBERTA = ("tiny_deberta", "tiny_deberta_v2")
 
 
 def _inputs(seed: int = 0, batch: int = 3, seq: int = 9):
@@ -92,8 +97,8 @@ def test_empty_prefix_equals_plain_backbone(name):
 @pytest.mark.parametrize("name", TINY_MODELS)
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_prefix_changes_output_and_respects_padding(name, attention):
-    if name == "tiny_deberta_v2" and attention == "sdpa":
-        pytest.skip("DeBERTa-v2 has one (eager, disentangled) attention path")
+    if name in DEBERTA and attention == "sdpa":
+        pytest.skip("DeBERTa has one (eager, disentangled) attention path")
     backbone = load_backbone(model_cfg(name, attention=attention))
     backbone.model.eval()
     ids, mask = _inputs()
@@ -111,7 +116,7 @@ def test_prefix_changes_output_and_respects_padding(name, attention):
 
 @pytest.mark.parametrize("name", TINY_MODELS)
 def test_sdpa_and_eager_agree(name):
-    if name == "tiny_deberta_v2":
+    if name in DEBERTA:
         pytest.skip("single attention path")
     ids, mask = _inputs()
     outs = []
@@ -164,3 +169,84 @@ def test_prefix_encoder_layout_matches_peft():
         key, value = ours.layer(layer)
         ref_layer = cache.layers[layer]
         assert torch.equal(key, ref_layer.keys) and torch.equal(value, ref_layer.values)
+
+
+# ---------------------------------------------------------------- DeBERTa (v1) against the official attention
+
+
+def _official_deberta_attention(attn, hidden, mask, prefix_key, prefix_value, rel_embeddings):
+    """The official ``model/deberta.py`` attention with a prefix, one (query i, key j) term at a
+    time: content + c2p + p2c among the tokens, content only against the prefix keys (the
+    official code adds zeros there), relative distance i - j bucketed into [0, 2 span)."""
+    batch, seq, width = hidden.shape
+    heads = attn.num_attention_heads
+    hd = width // heads
+    weight = attn.in_proj.weight.view(heads, 3, hd, width)  # per head: query, key, value rows
+    q = torch.einsum("btw,hdw->bhtd", hidden, weight[:, 0]) + attn.q_bias.view(1, heads, 1, hd)
+    k = torch.einsum("btw,hdw->bhtd", hidden, weight[:, 1])
+    v = torch.einsum("btw,hdw->bhtd", hidden, weight[:, 2]) + attn.v_bias.view(1, heads, 1, hd)
+    scale = math.sqrt(hd * 3)  # content, c2p and p2c
+    max_rel = attn.max_relative_positions
+    span = min(seq, max_rel)
+    table = rel_embeddings[max_rel - span: max_rel + span]
+    pos_key = (table @ attn.pos_proj.weight.T).view(-1, heads, hd)
+    pos_query = (table @ attn.pos_q_proj.weight.T + attn.pos_q_proj.bias).view(-1, heads, hd)
+    i, j = torch.arange(seq)[:, None], torch.arange(seq)[None, :]
+    bucket = (i - j + span).clamp(0, 2 * span - 1)
+    content = torch.einsum("bhid,bhjd->bhij", q, k)
+    c2p = torch.einsum("bhid,ijhd->bhij", q, pos_key[bucket])
+    p2c = torch.einsum("bhjd,ijhd->bhij", k, pos_query[bucket])
+    prefix = torch.einsum("bhid,bhld->bhil", q, prefix_key)
+    scores = torch.cat([prefix, content + c2p + p2c], dim=-1) / scale
+    visible = torch.cat([mask.new_ones(batch, prefix_key.shape[-2]), mask], dim=-1).bool()
+    scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
+    context = scores.softmax(-1) @ torch.cat([prefix_value, v], dim=-2)
+    return context.permute(0, 2, 1, 3).reshape(batch, seq, width)
+
+
+@pytest.mark.parametrize("max_relative_positions", [-1, 3])  # -1: 512 as deberta-xlarge; 3: clamped
+def test_deberta_prefix_matches_official_attention(max_relative_positions):
+    # initializer_range 0.2: at 0.02 the c2p/p2c terms of a random tiny model are too small to test
+    options = {"tiny_config": {"max_relative_positions": max_relative_positions, "initializer_range": 0.2}}
+    ours = load_backbone(model_cfg("tiny_deberta", **options))
+    reference = load_backbone(model_cfg("tiny_deberta", **options))  # same init seed, same weights
+    for backbone in (ours, reference):  # q_bias/v_bias start at zero: give them values
+        g = torch.Generator().manual_seed(5)
+        for name, parameter in backbone.model.named_parameters():
+            if name.endswith(("q_bias", "v_bias")):
+                parameter.data.normal_(generator=g)
+    ids, mask = _inputs()
+    prompt = _random_prompt(ours, ids.shape[0], 4)
+    layers = [layer.attention.self for layer in reference.model.encoder.layer]
+    for index, attn in enumerate(layers):  # replace every attention by the hand-written one
+        def forward(hidden_states, attention_mask, output_attentions=False, query_states=None,
+                    relative_pos=None, rel_embeddings=None, attn=attn, index=index):
+            key, value = prompt.layer(index)
+            return _official_deberta_attention(attn, hidden_states, mask, key, value, rel_embeddings), None
+        attn.forward = forward
+    ours.model.eval()
+    reference.model.eval()
+    with torch.no_grad():
+        got = _hidden(ours, ids, mask, prompt)
+        want = _hidden(reference, ids, mask)
+        plain = _hidden(ours, ids, mask)
+    real = mask.bool()
+    assert torch.allclose(got[real], want[real], atol=1e-5), (got - want)[real].abs().max()
+    assert (got[real] - plain[real]).abs().max() > 1e-3
+
+
+def test_deberta_prefix_gets_gradients_through_every_layer():
+    backbone = load_backbone(model_cfg("tiny_deberta"))
+    backbone.model.train()
+    backbone.model.requires_grad_(False)
+    ids, mask = _inputs()
+    prompt = _random_prompt(backbone, ids.shape[0], 3)
+    out = _hidden(backbone, ids, mask, prompt)
+    (out[mask.bool()] ** 2).mean().backward()
+    grad = prompt.key_values.grad
+    for layer in range(backbone.num_layers):
+        for kind in (0, 1):  # keys and values
+            assert grad[layer, kind].abs().sum() > 0, (layer, kind)
+    assert backbone.model.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="supports only attention=eager"):
+        type(backbone.adapter)(backbone.model, "sdpa")

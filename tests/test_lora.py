@@ -52,7 +52,8 @@ def test_matches_peft_lora(name):
             layer.lora_A["default"].weight.copy_(update.A)
             layer.lora_B["default"].weight.copy_(update.B)
         adapted += 1
-    assert adapted == len(method.targets) == 2 * backbone.num_layers // (2 if family == "gpt2" else 1)
+    fused = family in ("gpt2", "deberta")  # one q/k/v projection per layer, not q and v
+    assert adapted == len(method.targets) == 2 * backbone.num_layers // (2 if fused else 1)
 
     inputs = _inputs(backbone)
     backbone.model.eval()

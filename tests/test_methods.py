@@ -72,8 +72,6 @@ LORA_SHAPES = {"tiny_bert": lambda d, kv: [(d, d), (d, d)], "tiny_roberta": lamb
                "tiny_deberta": lambda d, kv: [(d, 3 * d)],
                "tiny_deberta_v2": lambda d, kv: [(d, d), (d, d)], "tiny_gpt2": lambda d, kv: [(d, 3 * d)],
                "tiny_llama": lambda d, kv: [(d, d), (d, kv)]}
-#: LoRA options a family needs: DeBERTa v1 fuses q/k/v into in_proj, so it has no query/value default
-LORA_TARGETS = {"tiny_deberta": {"target_modules": ["in_proj"]}}
 
 
 def _closed_form(method: str, model_name: str, options: dict) -> int:
@@ -119,8 +117,6 @@ CASES = [
 @pytest.mark.parametrize("model_name", TINY_MODELS)
 @pytest.mark.parametrize(("method", "options"), CASES, ids=lambda v: str(v) if v else "")
 def test_parameter_counts_match_closed_form(model_name, method, options):
-    if method == "lora":
-        options = {**options, **LORA_TARGETS.get(model_name, {})}
     model = _model(model_name, method, **options)
     counts = model.parameter_counts()
     d = _dims(model_name)[0]

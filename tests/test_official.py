@@ -1,6 +1,6 @@
 """Behaviours pinned against the official P-Tuning v2 code (THUDM/P-tuning-v2 with
-transformers 4.11.3): initialisation, where --hidden_dropout_prob acts, the heads,
-ReCoRD's ranking and the NER input length."""
+transformers 4.11.3): initialisation, where --hidden_dropout_prob acts, the heads (DeBERTa's
+ContextPooler included), ReCoRD's ranking and the NER input length."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import method_cfg, model_cfg
+from transformers.models.deberta.modeling_deberta import ContextPooler as HFContextPooler
 from transformers.models.roberta.modeling_roberta import RobertaClassificationHead
 
 from ptuning.backbones import load_backbone
 from ptuning.errors import ConfigError
+from ptuning.heads import ContextPooler
 from ptuning.methods import build_method
 from ptuning.model import PromptedModel
 from ptuning.tasks import Encoded, get_task
@@ -23,11 +25,13 @@ def _model(name: str, method: str, head: str = "classification", num_labels: int
     return PromptedModel(backbone, build_method(method_cfg(method, **options), backbone), head, num_labels)
 
 
+@pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_deberta"])
 @pytest.mark.parametrize("range_", [0.02, 0.5])
-def test_heads_start_from_transformers_init_weights(range_):
-    """Official heads are modules of the HF model: N(0, initializer_range) weights, zero biases."""
+def test_heads_start_from_transformers_init_weights(model_name, range_):
+    """Official heads are modules of the HF model: N(0, initializer_range) weights, zero biases
+    (DeBERTa's ContextPooler dense layer included)."""
     for head in ("classification", "multiple_choice", "token_classification", "span_qa"):
-        model = _model("tiny_bert", "ptuning_v2", head, 7, model={"tiny_config": {"initializer_range": range_}},
+        model = _model(model_name, "ptuning_v2", head, 7, model={"tiny_config": {"initializer_range": range_}},
                        length=4)
         for name, parameter in model.head.named_parameters():
             if name.endswith("bias"):
@@ -86,6 +90,67 @@ def test_roberta_fine_tuning_uses_roberta_classification_head():
         assert torch.allclose(logits, reference(hidden), atol=1e-6)
     assert _model("tiny_roberta", "ptuning_v2", length=4).head.dense is None
     assert _model("tiny_bert", "finetune").head.dense is None  # BertForSequenceClassification: pooler
+
+
+HEAD_KINDS = ("classification", "multiple_choice", "token_classification", "span_qa")
+
+
+@pytest.mark.parametrize("name", ["tiny_deberta", "tiny_deberta_v2"])
+@pytest.mark.parametrize("method", ["ptuning_v2", "finetune"])
+def test_deberta_sequence_heads_pool_through_a_trained_context_pooler(name, method):
+    """model/deberta.py ContextPooler in DebertaPrefixForSequenceClassification and
+    DebertaPrefixForMultipleChoice (and HF's Deberta(V2)ForSequenceClassification, the official
+    fine-tuning path): [CLS] -> dropout(pooler_dropout) -> dense -> gelu -> dropout(hidden) ->
+    classifier. The pooler is new, trained and counted with the head; token and span heads have none."""
+    for head in HEAD_KINDS:
+        model = _model(name, method, head, 3, **({"length": 4} if method == "ptuning_v2" else {}))
+        pooler = getattr(model.head, "pooler", None)
+        d = model.info.hidden_size
+        if head in ("token_classification", "span_qa"):
+            assert pooler is None and not any(isinstance(m, ContextPooler) for m in model.head.modules())
+            continue
+        assert isinstance(pooler, ContextPooler)
+        assert pooler.dense.weight.shape == (d, d) and pooler.dropout.p == 0.0  # pooler_dropout default
+        assert all(p.requires_grad for p in pooler.parameters())
+        assert not pooler.dense.bias.any()
+        out = model.head.classifier if head == "classification" else model.head.scorer
+        assert model.parameter_counts()["head"] == d * d + d + out.weight.numel() + out.bias.numel()
+        assert set(model.artefact_state()) >= {"head.pooler.dense.weight", "head.pooler.dense.bias"}
+
+    model = _model(name, "ptuning_v2", num_labels=3, length=4).eval()
+    config = model.backbone.config
+    reference = HFContextPooler(config).eval()
+    with torch.no_grad():
+        reference.dense.weight.copy_(model.head.pooler.dense.weight.normal_())
+        reference.dense.bias.copy_(model.head.pooler.dense.bias.normal_())
+        hidden = torch.randn(4, 6, config.hidden_size)
+        _, logits = model.head(hidden, torch.ones(4, 6, dtype=torch.long))
+        assert torch.allclose(logits, model.head.classifier(reference(hidden)), atol=1e-6)
+    assert _model("tiny_bert", "ptuning_v2", length=4).head.pooler is None
+    assert _model("tiny_roberta", "finetune").head.pooler is None
+
+
+@pytest.mark.parametrize("name", ["tiny_deberta", "tiny_deberta_v2"])
+@pytest.mark.parametrize("head", HEAD_KINDS)
+def test_every_head_trains_on_deberta_with_ptuning_v2(name, head):
+    """A forward/backward of each head kind on a DeBERTa backbone with a deep prompt: the loss is
+    finite, the prefix and every head weight get gradients, the backbone none."""
+    model = _model(name, "ptuning_v2", head, 3, length=4).train()
+    g = torch.Generator().manual_seed(0)
+    shape = (6, 3, 7) if head == "multiple_choice" else (3, 7)
+    ids = torch.randint(1000, 2000, shape, generator=g)
+    mask = torch.ones_like(ids)
+    mask[..., 1, 5:] = 0  # padding
+    labels = {"classification": {"labels": torch.tensor([0, 2, 1])},
+              "multiple_choice": {"labels": torch.tensor([0, 2, 1, 0, 1, 2])},
+              "token_classification": {"labels": torch.randint(0, 3, (3, 7), generator=g).masked_fill(mask == 0, -100)},
+              "span_qa": {"start_positions": torch.tensor([1, 2, 0]), "end_positions": torch.tensor([3, 4, 0])}}
+    out = model(input_ids=ids, attention_mask=mask, **labels[head])
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.method.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
 
 
 def test_record_ranks_candidates_by_the_class_1_logit_ties_to_the_greater_entity():

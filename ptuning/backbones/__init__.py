@@ -27,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ptuning.backbones.deep_prompt import DeepPromptAdapter
+from ptuning.backbones.deep_prompt import PATCHED_FAMILIES, DeepPromptAdapter
 from ptuning.errors import BackboneUnavailableError, ConfigError
 
 
@@ -40,12 +40,16 @@ class FamilyTraits:
     token_type_ids: bool
     #: the config attribute of the dropout on hidden states (None: the family has none)
     hidden_dropout: str | None = "hidden_dropout_prob"
+    #: whether sequence-level heads pool through a trained DeBERTa ContextPooler (first token
+    #: -> dropout -> dense -> activation), as the official DeBERTa heads (model/deberta.py)
+    context_pooler: bool = False
 
 
 FAMILIES: dict[str, FamilyTraits] = {
     "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True),
     "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False),
-    "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True),
+    "deberta": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
+    "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
     "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False, hidden_dropout="resid_pdrop"),
     "llama": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
     "qwen2": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
@@ -222,8 +226,8 @@ def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     attention = str(getattr(getattr(cfg, "attention", "sdpa"), "value", getattr(cfg, "attention", "sdpa")))
-    if family == "deberta-v2" and attention == "sdpa":
-        attention = "eager"  # DeBERTa-v2 computes its disentangled attention itself
+    if family in PATCHED_FAMILIES and attention == "sdpa":
+        attention = "eager"  # DeBERTa computes its disentangled attention itself
     adapter = DeepPromptAdapter(model, attention)
     if getattr(cfg, "gradient_checkpointing", False):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

@@ -9,9 +9,10 @@ attention kernel (SDPA or the model's eager function). The prefix reaches every
 layer as a forward keyword argument, so gradient checkpointing recomputes each layer
 with the same prefix.
 
-DeBERTa-v2 does not route attention through ``AttentionInterface``; its
-``DisentangledSelfAttention`` is patched here (zero relative-position bias for the
-prefix, as in the official P-Tuning v2 code), so the methods never see the difference.
+DeBERTa (v1) and DeBERTa-v2 do not route attention through ``AttentionInterface``;
+their ``DisentangledSelfAttention`` is patched here (zero relative-position bias for the
+prefix, as in the official P-Tuning v2 code ``model/deberta.py`` and ``model/debertaV2.py``),
+so the methods never see the difference.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 PREFIX_KWARG = "deep_prompt"
 ATTENTION_BACKENDS = ("sdpa", "eager")
+#: families whose self-attention is patched (eager only: they compute attention themselves)
+PATCHED_FAMILIES = ("deberta", "deberta-v2")
 
 
 @dataclass
@@ -107,7 +110,7 @@ AttentionMaskInterface.register(implementation_name("sdpa"), sdpa_mask)
 AttentionMaskInterface.register(implementation_name("eager"), eager_mask)
 
 
-# --- DeBERTa-v2: patched disentangled attention -------------------------------------------
+# --- DeBERTa and DeBERTa-v2: patched disentangled attention ----------------------------------
 
 
 class _PrefixSlot:
@@ -121,7 +124,7 @@ class _PrefixSlot:
         self.prompt: DeepPrompt | None = None
 
 
-def _deberta_attention_forward(
+def _deberta_v2_attention_forward(
     self,
     hidden_states,
     attention_mask,
@@ -130,6 +133,8 @@ def _deberta_attention_forward(
     relative_pos=None,
     rel_embeddings=None,
 ):
+    """DeBERTa-v2 ``DisentangledSelfAttention.forward`` with the layer's prefix prepended
+    (official ``model/debertaV2.py``): zero relative-position bias for the prefix columns."""
     prompt = self._deep_prompt_slot.prompt
     if prompt is None or prompt.length == 0:
         return self._forward_without_prefix(
@@ -170,18 +175,86 @@ def _deberta_attention_forward(
     return (context, probs if output_attentions else None)
 
 
-def _patch_deberta_v2(model: nn.Module) -> _PrefixSlot:
-    from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
+def _deberta_v1_attention_forward(
+    self,
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor,
+    output_attentions: bool = False,
+    query_states: torch.Tensor | None = None,
+    relative_pos: torch.Tensor | None = None,
+    rel_embeddings: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """DeBERTa (v1) ``DisentangledSelfAttention.forward`` with the layer's prefix prepended.
 
+    As the official ``model/deberta.py`` (P-Tuning v2), which passes the prefix as
+    ``past_key_value``: the prefix keys/values are concatenated before the tokens' keys/values
+    (per head; ``q_bias``/``v_bias`` apply to the tokens' projections only); every query's
+    content score against the prefix keys is the usual scaled dot product; the disentangled
+    terms (c2p: token queries x relative-position keys, p2c: token keys x relative-position
+    queries) are computed among the real tokens only, with relative positions counted from
+    the first real token (the prefix takes none), and the prefix columns get a zero
+    relative-position bias (the official code adds ``torch.zeros`` there). Every real query
+    sees the whole prefix and padded keys stay masked; a padded query row is not zeroed as the
+    official ``XSoftmax`` does (no real token reads it).
+    """
+    prompt = self._deep_prompt_slot.prompt
+    if prompt is None or prompt.length == 0:
+        return self._forward_without_prefix(
+            hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
+        )
+    if query_states is not None:  # DebertaModel's z_steps decoding only (never with z_steps=0)
+        raise NotImplementedError("deep prompts with DeBERTa query_states (z_steps > 1) are not supported")
+    from transformers.models.deberta.modeling_deberta import scaled_size_sqrt
+
+    query, key, value = self.transpose_for_scores(self.in_proj(hidden_states)).chunk(3, dim=-1)
+    query = query + self.transpose_for_scores(self.q_bias[None, None, :])
+    value = value + self.transpose_for_scores(self.v_bias[None, None, :])
+    prefix_key, prefix_value = prompt.layer(self._deep_prompt_layer)  # (batch, heads, L, head_dim)
+
+    scale_factor = 1 + len(self.pos_att_type)
+    query = query / scaled_size_sqrt(query, scale_factor).to(dtype=query.dtype)
+    scores = torch.matmul(query, key.transpose(-1, -2))
+    if self.relative_attention and rel_embeddings is not None and relative_pos is not None:
+        rel = self.disentangled_att_bias(query, key, relative_pos, self.pos_dropout(rel_embeddings), scale_factor)
+        scores = scores + rel  # among the real tokens only
+    prefix_scores = torch.matmul(query, prefix_key.to(query.dtype).transpose(-1, -2))
+    scores = torch.cat([prefix_scores, scores], dim=-1)  # zero positional bias for the prefix
+    if self.head_logits_proj is not None:  # talking heads act on the prefix columns too
+        scores = self.head_logits_proj(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    mask = attention_mask.bool()
+    mask = torch.cat([mask.new_ones(*mask.shape[:-1], prompt.length), mask], dim=-1)
+    scores = scores.masked_fill(~mask, torch.finfo(query.dtype).min)
+    probs = self.dropout(nn.functional.softmax(scores, dim=-1))
+    if self.head_weights_proj is not None:
+        probs = self.head_weights_proj(probs.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    context = torch.matmul(probs, torch.cat([prefix_value.to(value.dtype), value], dim=-2))
+    context = context.permute(0, 2, 1, 3).contiguous()
+    context = context.view(*context.shape[:-2], -1)
+    return (context, probs if output_attentions else None)
+
+
+def _patch_disentangled(model: nn.Module, attention_class: type, forward: Callable) -> _PrefixSlot:
+    """Route every ``attention_class`` layer of ``model`` through ``forward`` and one slot."""
     slot = _PrefixSlot()
-    layers = [m for m in model.modules() if isinstance(m, DisentangledSelfAttention)]
+    layers = [m for m in model.modules() if isinstance(m, attention_class)]
     for index, attention in enumerate(layers):
         attention._deep_prompt_slot = slot
         attention._deep_prompt_layer = index
         if not hasattr(attention, "_forward_without_prefix"):
             attention._forward_without_prefix = attention.forward
-        attention.forward = types.MethodType(_deberta_attention_forward, attention)
+        attention.forward = types.MethodType(forward, attention)
     return slot
+
+
+def _patch(model: nn.Module, family: str) -> _PrefixSlot:
+    """Patch the disentangled attention of a DeBERTa (``deberta``) or DeBERTa-v2 backbone."""
+    from transformers.models.deberta import modeling_deberta
+    from transformers.models.deberta_v2 import modeling_deberta_v2
+
+    if family == "deberta":
+        return _patch_disentangled(model, modeling_deberta.DisentangledSelfAttention, _deberta_v1_attention_forward)
+    return _patch_disentangled(model, modeling_deberta_v2.DisentangledSelfAttention, _deberta_v2_attention_forward)
 
 
 # --- public entry points -------------------------------------------------------------------
@@ -198,12 +271,12 @@ class DeepPromptAdapter:
     def __init__(self, model: nn.Module, attention: str) -> None:
         self.family = model.config.model_type
         self._slot: _PrefixSlot | None = None
-        if self.family in ("deberta-v2",):
+        if self.family in PATCHED_FAMILIES:
             if attention != "eager":
                 raise ValueError(
                     f"model family {self.family} supports only attention=eager (got {attention!r})"
                 )
-            self._slot = _patch_deberta_v2(model)
+            self._slot = _patch(model, self.family)
         else:
             model.set_attn_implementation(implementation_name(attention))
 

@@ -27,6 +27,7 @@ from ptuning.methods.base import Method, MethodConfig, MethodKind
 
 #: query and value projections per backbone family (PEFT's LoRA defaults)
 QUERY_VALUE = {"bert": ["query", "value"], "roberta": ["query", "value"],
+               "deberta": ["in_proj"],  # v1 fuses q/k/v in one projection (PEFT's default too)
                "deberta-v2": ["query_proj", "value_proj"], "gpt2": ["c_attn"],
                "llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"]}
 
