@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,12 +23,14 @@ import matplotlib  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 
+from analysis import published as pubmod  # noqa: E402
 from analysis import style  # noqa: E402
 from analysis.tables import display_names, reported  # noqa: E402
 
 DEFAULT_SCALE_TASKS: tuple[str, ...] = ("rte", "boolq", "cb")
-PUBLISHED_SUFFIX = " (published, approx.)"
+PAPER_SUFFIX = " (paper Table 2)"
 RC: dict[str, Any] = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
     "xtick.labelsize": 9, "ytick.labelsize": 9, "lines.linewidth": 1.6, "lines.markersize": 6,
@@ -61,15 +64,75 @@ def _method_label(names: dict[str, pd.Series], method: str, variant: str) -> str
     return names["method"].get(method, method) + (f" [{variant}]" if variant else "")
 
 
+def paper_scale_points(published: pd.DataFrame | None, tasks: Sequence[str]) -> tuple[list[str], pd.DataFrame]:
+    """The paper's Table 2 average per method and backbone, and the tasks averaged.
+
+    The tasks are ``tasks`` (our points' tasks) when every one is a Table-2 task, else every
+    Table-2 task. A method-backbone point needs all of them (Table 2 has every cell). Columns:
+    method, model, backbone (the paper's label), x (parameters), y (average).
+    """
+    empty = pd.DataFrame(columns=["method", "model", "backbone", "x", "y"])
+    if published is None or published.empty:
+        return [], empty
+    rows = published[(published["kind"] == pubmod.PAPER) & (published["ref"] == pubmod.SCALE_REF)]
+    table_tasks = list(rows["task"].unique())  # the paper's column order
+    chosen = [t for t in tasks if t] if tasks and set(tasks) <= set(table_tasks) else table_tasks
+    used = rows[rows["task"].isin(chosen)]
+    points = (used.groupby(["method", "model"])
+              .agg(backbone=("backbone_label", "first"), x=("backbone_params", "max"), y=("value", "mean"),
+                   k=("task", "nunique"))
+              .reset_index())
+    points = points[points["k"] == len(chosen)].drop(columns="k").sort_values(["method", "x"])
+    return chosen, points
+
+
+def _short_count(n: float) -> str:
+    """``1e10`` -> ``10B``, ``3.35e8`` -> ``335M`` (no trailing zeros)."""
+    return re.sub(r"\.0+(?=[KMB]$)|(\.\d*?[1-9])0+(?=[KMB]$)", r"\1", style.format_count(n))
+
+
+def _label_backbones(ax: Any, paper: pd.DataFrame) -> None:
+    """Name the paper's backbones on a top axis, each with a faint vertical line; of two close
+    sizes (BERT-large 335M, RoBERTa-large 355M) the smaller is named leftwards, the larger
+    rightwards."""
+    backbones = paper.drop_duplicates("model").sort_values("x").reset_index(drop=True)
+    if backbones.empty:
+        return
+    xs = list(backbones["x"].astype(float))
+    aligns = []
+    for i, x in enumerate(xs):
+        close_next = i + 1 < len(xs) and xs[i + 1] / x < 1.5
+        close_prev = i > 0 and x / xs[i - 1] < 1.5
+        aligns.append("right" if close_next else "left" if close_prev else "center")
+        ax.axvline(x, color="#999999", linewidth=0.6, linestyle=(0, (1, 3)), zorder=1)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(xs, [f"{b}\n{_short_count(x)}" for b, x in zip(backbones["backbone"], xs, strict=True)])
+    top.xaxis.set_minor_locator(NullLocator())
+    top.tick_params(axis="x", labelsize=7, labelcolor="#555555", color="#999999", length=3)
+    for label, ha in zip(top.get_xticklabels(), aligns, strict=True):
+        label.set_horizontalalignment(ha)
+        label.set_multialignment(ha)
+
+
+def _paper_task_names(published: pd.DataFrame | None, tasks: Sequence[str]) -> list[str]:
+    """The paper's names of tasks (``ReCoRD (F1)`` style labels as transcribed)."""
+    labels = {} if published is None else dict(zip(published["task"], published["task_label"], strict=True))
+    return [labels.get(t, t) for t in tasks]
+
+
 def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEFAULT_SCALE_TASKS,
                published: pd.DataFrame | None = None, stem: str = "scale_vs_score") -> Series:
-    """Backbone parameters (log x) vs. the average primary score over ``tasks``.
+    """Backbone parameters (log x) vs. the average primary score over ``tasks``, ours and the
+    paper's.
 
-    A method-backbone point averages the per-task means (over seeds) of the tasks asked for;
-    when no backbone and method have all of them, the tasks every plotted cell has are used
-    instead (and named on the axis). The error bar, with two or more seeds, is the std of the
-    average, sqrt(sum of per-task variances) / tasks. Published Figure-1 readings of the same
-    task set are hollow markers.
+    Ours (filled markers, solid lines): a method-backbone point averages the per-task means
+    (over seeds) of the tasks asked for; when no backbone and method have all of them, the
+    tasks every plotted cell has are used instead (and named in the title). The error bar,
+    with two or more seeds, is the std of the average, sqrt(sum of per-task variances) / tasks.
+    The paper's (hollow markers, dotted lines): P-Tuning v2 Table 2 (BERT-large 335M,
+    RoBERTa-large 355M, GLM-xlarge 2B, GLM-xxlarge 10B) per method (FT, PT, PT-2), averaged
+    over the same tasks when all are Table-2 tasks, else over every Table-2 task (said in the
+    title and the JSON side file).
     """
     means = cell_means(df)
     names = display_names(df)
@@ -86,11 +149,14 @@ def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEF
                 .reset_index())
     averages["err"] = [math.sqrt(v) / k if n >= 2 else math.nan for v, n, k in
                        zip(averages["var"], averages["n"], averages["k"], strict=True)]
+    paper_tasks, paper = paper_scale_points(published, chosen)
     series: Series = {}
-    errors: dict[str, list[float]] = {}
+    errors: dict[str, list[float | None]] = {}
+    paper_drawn: dict[str, list[dict[str, Any]]] = {}
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(6.5, 4.0))
+        fig = Figure(figsize=(7.0, 5.2))
         ax = fig.add_subplot()
+        ours_handles, paper_handles = [], []
         ordered = averages.sort_values(["method", "variant_label"], key=lambda c: c.map(style.method_order)
                                        if c.name == "method" else c)
         for (method, variant), points in ordered.groupby(["method", "variant_label"], sort=False):
@@ -99,38 +165,49 @@ def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEF
             series[label] = list(zip(points["x"].astype(float), points["y"], strict=True))
             errors[label] = [None if math.isnan(e) else float(e) for e in points["err"]]
             look = style.style(method)
-            ax.errorbar(points["x"], points["y"], yerr=None if points["err"].isna().all() else points["err"],
-                        color=look["color"], marker=look["marker"], linestyle=look["linestyle"], capsize=3,
-                        label=label)
-        if published is not None and not published.empty:
-            want = frozenset(chosen)
-            figure_rows = published[(published["use"] == "figure")
-                                    & published["task"].map(lambda t: _averaged(t) == want)]
-            for method, rows in sorted(figure_rows.groupby("method"), key=lambda kv: style.method_order(kv[0])):
-                rows = rows.sort_values("backbone_params")
-                label = style.COMBINED_PT_DISPLAY if method == style.COMBINED_PT else names["method"].get(method, method)
-                label += PUBLISHED_SUFFIX
-                series[label] = list(zip(rows["backbone_params"].astype(float), rows["value"], strict=True))
-                look = style.style(method)
-                ax.plot(rows["backbone_params"], rows["value"], linestyle="none", marker=look["marker"],
-                        markerfacecolor="none", markeredgecolor=look["color"], markeredgewidth=1.5,
-                        markersize=8, label=label)
+            ours_handles.append(ax.errorbar(
+                points["x"], points["y"], yerr=None if points["err"].isna().all() else points["err"],
+                color=look["color"], marker=look["marker"], linestyle=look["linestyle"], capsize=3,
+                label=label, zorder=3))
+        for method, points in sorted(paper.groupby("method"), key=lambda kv: style.paper_method_order(kv[0])):
+            label = style.PAPER_METHOD_LABEL.get(method, method) + PAPER_SUFFIX
+            series[label] = list(zip(points["x"].astype(float), points["y"], strict=True))
+            paper_drawn[label] = [{"backbone": r.backbone, "model": r.model, "params": float(r.x), "value": r.y}
+                                  for r in points.itertuples()]
+            look = style.style(method)
+            (line,) = ax.plot(points["x"], points["y"], linestyle=":", linewidth=1.3, color=look["color"],
+                              marker=look["marker"], markerfacecolor="none", markeredgecolor=look["color"],
+                              markeredgewidth=1.5, markersize=9, label=label.removesuffix(PAPER_SUFFIX), zorder=4)
+            paper_handles.append(line)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short_count(v)))
+        _label_backbones(ax, paper)
         ax.set_xlabel("Backbone parameters (log scale)")
         ax.set_ylabel("Average primary metric")
-        averaged = textwrap.fill(", ".join(names["task"].get(t, t) for t in chosen) or "none", 70)
-        fallback = "" if chosen == asked else f"\n(not every cell has {', '.join(asked)}: the tasks all cells have)"
-        ax.set_title(f"Scale vs. score\naverage of {averaged}{fallback}", fontsize=9)
-        if series:
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-        else:
+        ours_tasks = ", ".join(names["task"].get(t, t) for t in chosen) or "none"
+        fallback = "" if chosen == asked else f" (not every cell has {', '.join(asked)}: the tasks all cells have)"
+        title = textwrap.fill(f"ours: average of {ours_tasks}{fallback}", 95)
+        if paper_handles:
+            same = "the same tasks" if paper_tasks == list(chosen) else (
+                "all its tasks, " + ", ".join(_paper_task_names(published, paper_tasks)))
+            title += "\n" + textwrap.fill(f"paper (P-Tuning v2 Table 2, SuperGLUE dev): average of {same}", 95)
+        title = "Scale vs. score\n" + title
+        ax.set_title(title, fontsize=9)
+        if ours_handles:
+            first = ax.legend(handles=ours_handles, title="Ours: filled, mean ± std over seeds", loc="upper left",
+                              bbox_to_anchor=(0.0, -0.14), frameon=False, title_fontsize=8)
+            if paper_handles:  # keep it when the paper's legend becomes the axes' legend
+                ax.add_artist(first)
+        if paper_handles:
+            ax.legend(handles=paper_handles, loc="upper right", bbox_to_anchor=(1.0, -0.14), frameon=False,
+                      title_fontsize=8, title="Paper, P-Tuning v2 Table 2: hollow, dotted")
+        if not series:
             ax.text(0.5, 0.5, "no completed cells", transform=ax.transAxes, ha="center")
-        _save(fig, out_dir, stem, {"tasks": list(chosen), "asked": asked, "series": series, "errors": errors})
+        _save(fig, out_dir, stem, {"tasks": list(chosen), "asked": asked, "series": series, "errors": errors,
+                                   "paper": {"ref": pubmod.SCALE_REF, "tasks": paper_tasks,
+                                             "same_tasks_as_ours": paper_tasks == list(chosen),
+                                             "series": paper_drawn}})
     return series
-
-
-def _averaged(task: str) -> frozenset[str] | None:
-    return frozenset(t.strip() for t in task[4:-1].split(",")) if task.startswith("avg(") else None
 
 
 def plot_param_efficiency(df: pd.DataFrame, out_dir: str | Path, stem: str = "param_efficiency") -> Series:

@@ -27,6 +27,13 @@ COMBINED_PT = "prompt_tuning+ptuning_v1"
 COMBINED_PT_DISPLAY = "PT (Prompt tuning & P-Tuning v1, frozen)"
 COMBINED_MEMBERS = {COMBINED_PT: ("prompt_tuning", "ptuning_v1")}
 METHOD_STYLE[COMBINED_PT] = {**METHOD_STYLE["prompt_tuning"], "linestyle": "none"}
+#: the papers' method names (FT, PT, PT-2, MPT-2), for series drawn from their tables
+PAPER_METHOD_LABEL = {
+    "finetune": "FT (fine-tuning)",
+    COMBINED_PT: "PT (prompt tuning & P-Tuning v1)",
+    "ptuning_v2": "PT-2 (P-Tuning v2)",
+    "mpt2": "MPT-2 (multi-task P-Tuning v2)",
+}
 
 #: the papers' order of task families (others follow, by name)
 FAMILY_ORDER = ("SuperGLUE", "NER", "QA")
@@ -39,6 +46,11 @@ def style(method: str) -> dict[str, str]:
 
 def method_order(method: str) -> int:
     return list(METHOD_STYLE).index(method) if method in METHOD_STYLE else len(METHOD_STYLE)
+
+
+def paper_method_order(method: str) -> int:
+    """Row order with the combined PT row where prompt tuning is: FT, PT, PT-2, then others."""
+    return method_order(COMBINED_MEMBERS.get(method, (method,))[0])
 
 
 def family_order(family: str) -> tuple[int, str]:

@@ -4,8 +4,11 @@
 * :func:`family_table`: one table per task family; rows = backbone x method (x variant
   when a group holds several configurations of a cell, e.g. a learning-rate sweep), columns
   = tasks (named with their data source) + Avg; cells = mean ± sample std over seeds
-  (``pivot_table`` with mean, std, count), best per backbone in bold; with published numbers
-  each cell gets ``(pub X; Δ d)`` and a source footnote.
+  (``pivot_table`` with mean, std, count), best per backbone in bold.
+* :func:`comparison_table`: ours beside the papers, one row per cell (backbone x method x
+  task): ours (mean ± std, n), the paper's value, Δ = ours − paper, and the official
+  repository's re-implementation where it has one; sources in footnotes.
+* :func:`not_run_table`: every cell a paper reports for which we have no completed run.
 * :func:`cost_table`: trainable parameters (absolute, % of backbone), train time, memory.
 
 Missing cells print ``-``; failed cells print ``failed`` with a numbered footnote.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,12 +27,13 @@ from analysis import published as pubmod
 from analysis import style
 
 MISSING, FAILED, NOT_PUBLISHED = "-", "failed", "n/p"
+LABEL_COLUMNS = ("Group", "Backbone", "Method", "Task", "Metric", "Paper table", "Why", "Paper values not run")
 ROW = ["group", "model", "method", "variant_label"]
 
 
 _LATEX = str.maketrans({"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-                        "±": r"$\pm$", "Δ": r"$\Delta$"})
+                        "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "†": r"\textdagger{}"})
 
 
 def latex_escape(text: str) -> str:
@@ -64,7 +69,7 @@ class Table:
         return [f"[{i}] {mark}{note}" for i, note in enumerate(self.footnotes, start=1)]
 
     def _labels(self) -> int:
-        return sum(1 for c in self.text.columns if c in ("Group", "Backbone", "Method", "Task"))
+        return sum(1 for c in self.text.columns if c in LABEL_COLUMNS)
 
     def to_markdown(self) -> str:
         shown = (self.text.where(~self.bold, "**" + self.text + "**") + self.suffix).replace(r"\|", r"\\|", regex=True)
@@ -155,7 +160,7 @@ def _failure(backbone: str, method: str, task: str, failed: pd.DataFrame) -> str
     return f"{backbone} / {method} / {task} failed ({'; '.join(parts)})"
 
 
-def family_table(df: pd.DataFrame, family: str, published: pd.DataFrame | None = None) -> Table | None:
+def family_table(df: pd.DataFrame, family: str) -> Table | None:
     """The table of one task family (``None`` if the family has no rows)."""
     sub = df[df["family"] == family].copy()
     if sub.empty:
@@ -179,14 +184,11 @@ def family_table(df: pd.DataFrame, family: str, published: pd.DataFrame | None =
                "Method": method}
         suffix = dict.fromkeys(row, "")
         row_means: dict[str, float] = {}
-        published_values: dict[str, float] = {}
         for task in tasks:
             column = names["task"][task]
             count = stats["count"][task].get(index) if task in stats.get("count", {}) else None
             n = int(count) if count is not None and pd.notna(count) else 0
-            failed = sub[(sub["status"] == "failed") & (sub["task"] == task) & (sub["group"] == key.group)
-                         & (sub["model"] == key.model) & (sub["method"] == key.method)
-                         & (sub["variant_label"] == key.variant_label)].drop_duplicates("seed")
+            failed = _failed(sub, key, task)
             row[column], suffix[column] = MISSING, ""
             if n:
                 row[column] = fmt_mean_std(stats["mean"][task][index], stats["std"][task][index], n, show_n)
@@ -195,27 +197,10 @@ def family_table(df: pd.DataFrame, family: str, published: pd.DataFrame | None =
                 row[column] = FAILED
             if len(failed):
                 suffix[column] += notes.mark(_failure(row["Backbone"], method, column, failed))
-            if published is not None:
-                metric = sub.loc[sub["task"] == task, "primary_metric"].dropna().iloc[0]
-                hit = pubmod.lookup(published, key.model, key.method, task, metric)
-                if hit is None:
-                    suffix[column] += f" ({NOT_PUBLISHED})"
-                else:
-                    published_values[task] = float(hit["value"])
-                    delta = f"; Δ {round(row_means[task] - hit['value'], 1) + 0.0:+.1f}" if task in row_means else ""
-                    suffix[column] += (f" (pub{' PT' if hit['combined'] else ''} {fmt_published(hit['value'])}{delta})"
-                                       + notes.mark(pubmod.note(hit)))
         complete = len(row_means) == len(tasks)
         average = sum(row_means.values()) / len(row_means) if row_means else math.nan
         row["Avg"] = MISSING if not row_means else f"{average:.1f}" + ("" if complete else "*")
         suffix["Avg"] = ""
-        if published is not None:
-            if len(published_values) == len(tasks):
-                reference = sum(published_values.values()) / len(tasks)
-                delta = f"; Δ {round(average - reference, 1) + 0.0:+.1f}" if complete else ""
-                suffix["Avg"] = f" (pub {reference:.1f}{delta})"
-            else:
-                suffix["Avg"] = f" ({NOT_PUBLISHED})"
         rows.append(row)
         suffixes.append(suffix)
         means.append({**{names["task"][t]: v for t, v in row_means.items()}, **({"Avg": average} if complete else {})})
@@ -225,21 +210,170 @@ def family_table(df: pd.DataFrame, family: str, published: pd.DataFrame | None =
     best = value.groupby(blocks).transform("max")
     enough = value.notna().groupby(blocks).transform("sum") >= 2
     bold = (value == best) & enough & value.notna()
-    metrics = "; ".join(f"{names['task'][t]}: {sub.loc[sub['task'] == t, 'primary_metric'].dropna().iloc[0]} "
-                        f"({'test split, checkpoint chosen on dev' if (sub.loc[sub['task'] == t, 'reported_split'] == 'test').all() else 'dev'})"
-                        for t in tasks)
     sources = ", ".join(sorted(sub["data_source"].dropna().unique())) or "unknown"
     caption = (f"Mean ± sample std over seeds{', n = seeds' if show_n else ''}; best per backbone in bold; "
-               f"'-' = no result. Metrics: {metrics}. Data: {sources}"
+               f"'-' = no result. Metrics: {_metrics(sub, tasks, names)}. Data: {sources}"
                + (" (generated rows that follow each task's schema, not the benchmark)" if "synthetic" in sources else "")
                + "." + (" [variant] = options that differ between configurations of a cell." if (keys["variant_label"] != "").any() else "")
                + (" * Avg over the tasks this row has." if any(r["Avg"].endswith("*") for r in rows) else ""))
-    if published is not None:
-        caption += (" pub = published value (source in footnotes), Δ = ours - published, n/p = not published; "
-                    "'pub PT' = the paper's combined prompt-tuning/P-Tuning v1 row.")
-    suffix = "_vs_published" if published is not None else ""
-    return Table(f"{family.lower()}{suffix}", f"{family} results" + (" vs. published" if published is not None else ""),
-                 text, bold, pd.DataFrame(suffixes, index=text.index), caption, notes.items)
+    return Table(family.lower(), f"{family} results", text, bold, pd.DataFrame(suffixes, index=text.index),
+                 caption, notes.items)
+
+
+def _failed(sub: pd.DataFrame, key: Any, task: str) -> pd.DataFrame:
+    """The failed runs (one per seed) of a row's cell on ``task``."""
+    return sub[(sub["status"] == "failed") & (sub["task"] == task) & (sub["group"] == key.group)
+               & (sub["model"] == key.model) & (sub["method"] == key.method)
+               & (sub["variant_label"] == key.variant_label)].drop_duplicates("seed")
+
+
+def _metrics(sub: pd.DataFrame, tasks: list[str], names: dict[str, pd.Series]) -> str:
+    """``RTE: accuracy (dev); CoNLL04: f1 (test split, checkpoint chosen on dev)``."""
+    parts = []
+    for t in tasks:
+        rows = sub[sub["task"] == t]
+        split = "test split, checkpoint chosen on dev" if (rows["reported_split"] == "test").all() else "dev"
+        parts.append(f"{names['task'][t]}: {rows['primary_metric'].dropna().iloc[0]} ({split})")
+    return "; ".join(parts)
+
+
+def _delta(ours: float, paper: float) -> str:
+    return f"{round(ours - paper, 1) + 0.0:+.1f}"
+
+
+def comparison_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> Table | None:
+    """Ours beside the papers, one row per cell of one family (``None`` without our rows).
+
+    Columns: ours (mean ± sample std over seeds) and n, the paper's value (the P-Tuning v2
+    paper where it has the cell, else the v1 paper), Δ = ours − paper (on the unrounded
+    mean), and the official repository's re-implementation. A row per backbone x method
+    with two or more tasks adds ``Avg`` when every task has our mean (and the paper's when
+    every task has one).
+    """
+    sub = df[df["family"] == family].copy()
+    if sub.empty:
+        return None
+    sub["variant_label"] = sub["variant_label"].fillna("")
+    names = display_names(sub)
+    stats = reported(sub).groupby([*ROW, "task"])["value"].agg(["mean", "std", "count"])
+    keys = _row_order(sub.groupby(ROW, dropna=False)["backbone_params"].max().reset_index())
+    tasks = sorted(sub["task"].unique(), key=lambda t: names["task"][t])
+    metric_of = sub.groupby("task")["primary_metric"].first()
+    present = set(zip(sub["group"], sub["model"], sub["method"], sub["variant_label"], sub["task"], strict=True))
+    multi_group = sub["group"].nunique() > 1
+    notes = _Notes()
+    rows, suffixes = [], []
+    for key in keys.itertuples(index=False):
+        method = names["method"][key.method] + (f" [{key.variant_label}]" if key.variant_label else "")
+        label = {**({"Group": key.group} if multi_group else {}), "Backbone": names["backbone"][key.model],
+                 "Method": method}
+        ours_by_task: dict[str, float] = {}
+        paper_by_task: dict[str, float] = {}
+        for task in tasks:
+            if (key.group, key.model, key.method, key.variant_label, task) not in present:
+                continue
+            metric = metric_of[task]
+            row = {**label, "Task": names["task"][task], "Metric": style.METRIC_SHORT.get(metric, metric)}
+            suffix = dict.fromkeys(row, "")
+            index = (key.group, key.model, key.method, key.variant_label, task)
+            n = int(stats.at[index, "count"]) if index in stats.index else 0
+            failed = _failed(sub, key, task)
+            row["Ours"] = (fmt_mean_std(stats.at[index, "mean"], stats.at[index, "std"], n) if n
+                           else FAILED if len(failed) else MISSING)
+            suffix["Ours"] = notes.mark(_failure(label["Backbone"], method, row["Task"], failed)) if len(failed) else ""
+            row["n"] = str(n)
+            if n:
+                ours_by_task[task] = float(stats.at[index, "mean"])
+            paper = pubmod.lookup(published, key.model, key.method, task, metric, pubmod.PAPER)
+            official = pubmod.lookup(published, key.model, key.method, task, metric, pubmod.OFFICIAL)
+            row["Paper"], row["Δ (ours − paper)"], row["Official re-impl."] = NOT_PUBLISHED, "", ""
+            suffix.update({"Paper": "", "Δ (ours − paper)": "", "Official re-impl.": ""})
+            if paper is not None:
+                paper_by_task[task] = float(paper["value"])
+                row["Paper"] = (fmt_published(paper["value"]) + (" PT" if paper["combined"] else "")
+                                + ("†" if pubmod.differs(paper) else ""))
+                suffix["Paper"] = notes.mark(pubmod.note(paper))
+                if n:
+                    row["Δ (ours − paper)"] = _delta(ours_by_task[task], paper["value"])
+            if official is not None:
+                row["Official re-impl."] = fmt_published(official["value"])
+                suffix["Official re-impl."] = notes.mark(pubmod.note(official))
+            rows.append(row)
+            suffixes.append(suffix)
+        cell_tasks = [t for t in tasks if (key.group, key.model, key.method, key.variant_label, t) in present]
+        if len(cell_tasks) >= 2 and len(ours_by_task) == len(cell_tasks):
+            ours = sum(ours_by_task.values()) / len(cell_tasks)
+            row = {**label, "Task": "Avg", "Metric": "", "Ours": f"{ours:.1f}", "n": "",
+                   "Paper": NOT_PUBLISHED, "Δ (ours − paper)": "", "Official re-impl.": ""}
+            if len(paper_by_task) == len(cell_tasks):
+                paper_avg = sum(paper_by_task.values()) / len(cell_tasks)
+                row["Paper"], row["Δ (ours − paper)"] = f"{paper_avg:.1f}", _delta(ours, paper_avg)
+            rows.append(row)
+            suffixes.append(dict.fromkeys(row, ""))
+    text = pd.DataFrame(rows)
+    suffix = pd.DataFrame(suffixes, index=text.index).reindex(columns=text.columns).fillna("")
+    sources = ", ".join(sorted(sub["data_source"].dropna().unique())) or "unknown"
+    caption = ("Ours = mean ± sample std over n seeds of the primary metric on the reported split "
+               f"({_metrics(sub, tasks, names)}); '-' = no result. Paper = the P-Tuning v2 paper's "
+               "value (Tables 2-3, transcribed), else the P-Tuning v1 paper's; 'PT' = the paper's "
+               "combined prompt tuning & P-Tuning v1 row (frozen backbone); † = the paper's setting is "
+               "not ours (P-Tuning v1 tunes the backbone jointly); n/p = the papers report no such cell. "
+               "Δ = ours − paper. Official re-impl. = the THUDM/P-tuning-v2 README's re-run (not the "
+               "paper). Avg = over this row's tasks, when all have a value. Sources in the footnotes; "
+               f"paper cells we have not run: table {family.lower()}_not_run. Data: {sources}"
+               + (" (generated rows that follow each task's schema, not the benchmark)" if "synthetic" in sources
+                  else "") + ".")
+    return Table(f"{family.lower()}_vs_published", f"{family}: ours vs. the papers", text,
+                 pd.DataFrame(False, index=text.index, columns=text.columns), suffix, caption, notes.items)
+
+
+def not_run_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> Table | None:
+    """Every cell of one family the papers report (``kind=paper``) without a completed run of
+    ours, one row per paper table x backbone x method (``None`` if there is none).
+
+    A run of prompt_tuning or ptuning_v1 covers the paper's combined PT row. ``Why``: the
+    backbone or method is not in the suite, our run failed, or there is no record.
+    """
+    paper = published[(published["kind"] == pubmod.PAPER) & (published["family"] == family)]
+    if paper.empty:
+        return None
+    done = reported(df)
+    done = set(zip(done["model"], done["method"], done["task"], strict=True))
+    failed = df[df["status"] == "failed"]
+    failed = set(zip(failed["model"], failed["method"], failed["task"], strict=True))
+
+    def members(method: str) -> tuple[str, ...]:
+        return style.COMBINED_MEMBERS.get(method, (method,))
+
+    ran = paper.apply(lambda r: any((r["model"], m, r["task"]) in done for m in members(r["method"])), axis=1)
+    todo = paper[~ran.astype(bool)].copy()
+    if todo.empty:
+        return None
+    todo["why"] = [r.not_in_suite or ("our run failed" if any((r.model, m, r.task) in failed for m in members(r.method))
+                                       else "no record")
+                   for r in todo.itertuples()]
+    todo["_order"] = todo["method"].map(style.paper_method_order)
+    todo = todo.sort_values(["preference", "ref", "backbone_params", "model", "_order", "method"], kind="stable")
+    rows = []
+    for (ref, model, method, why), cells in todo.groupby(["ref", "model", "method", "why"], sort=False):
+        first = cells.iloc[0]
+        listed = "; ".join(
+            f"{task} " + " / ".join(f"{style.METRIC_SHORT.get(r.metric, r.metric)} {fmt_published(r.value)}"
+                                   for r in by_task.itertuples())
+            for task, by_task in cells.groupby("task_label", sort=False))
+        rows.append({"Paper table": pubmod.ref_label(ref),
+                     "Backbone": f"{first['backbone_label']} ({style.format_count(first['backbone_params'])}) "
+                                 f"[{model}]",
+                     "Method": f"{first['method_label']} [{method}]", "Why": why,
+                     "Paper values not run": listed, "Cells": str(len(cells))})
+    text = pd.DataFrame(rows)
+    caption = (f"{len(todo)} cells the papers report (transcribed tables, kind=paper in "
+               "analysis/published.csv) for which no completed run of ours exists, by paper table, backbone "
+               "and method [suite model and method names]. A run of prompt tuning or P-Tuning v1 counts for "
+               "the paper's combined PT row. Why: not in the suite, our run failed, or no record.")
+    return Table(f"{family.lower()}_not_run", f"{family}: paper cells not run", text,
+                 pd.DataFrame(False, index=text.index, columns=text.columns),
+                 pd.DataFrame("", index=text.index, columns=text.columns), caption)
 
 
 def cost_table(df: pd.DataFrame) -> Table:
@@ -283,16 +417,21 @@ def cost_table(df: pd.DataFrame) -> Table:
 
 
 def build_tables(df: pd.DataFrame, published: pd.DataFrame | None = None) -> list[Table]:
-    """Per family (ours, then vs. published when given), then the cost table."""
-    tables = []
-    for family in sorted(df["family"].dropna().unique(), key=style.family_order):
+    """Per family (ours; with published numbers also ours vs. the papers and the paper cells
+    not run, for every family either side has), then the cost table."""
+    families = set(df["family"].dropna())
+    if published is not None:
+        families |= set(published.loc[published["kind"] == pubmod.PAPER, "family"])
+    tables: list[Table | None] = []
+    for family in sorted(families, key=style.family_order):
         tables.append(family_table(df, family))
         if published is not None:
-            tables.append(family_table(df, family, published))
+            tables += [comparison_table(df, family, published), not_run_table(df, family, published)]
     return [*[t for t in tables if t is not None], cost_table(df)]
 
 
 def write_tables(df: pd.DataFrame, out_dir: str | Path, published: pd.DataFrame | None = None) -> list[Table]:
+    """Build :func:`build_tables` and write each as md, tex and csv into ``out_dir``."""
     tables = build_tables(df, published)
     for table in tables:
         table.write(out_dir)
