@@ -35,6 +35,9 @@ class Scheduler(str, enum.Enum):
 
 class Selection(str, enum.Enum):
     best = "best"  # best validation epoch (the official P-Tuning v2 protocol)
+    #: best epoch on a held-out slice of train (data.selection_holdout); validation is
+    #: reported at that epoch and never takes part in the choice
+    clean = "clean"
     last = "last"
 
 
@@ -142,6 +145,9 @@ class DataConfig:
     #: (split deterministically by group) and evaluate on the rest; null: a missing train
     #: file is an error
     train_from_eval: float | None = None
+    #: train.selection=clean: the share of train held out to choose the epoch on (split
+    #: deterministically by group, the same rows for every method and seed)
+    selection_holdout: float = 0.1
 
     def check(self) -> None:
         for name in ("max_train_samples", "max_eval_samples"):
@@ -153,6 +159,8 @@ class DataConfig:
             require(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "an integer >= 1")
         require(self.train_from_eval is None or 0 < self.train_from_eval < 1, "data.train_from_eval",
                 self.train_from_eval, "null or a share 0 < x < 1")
+        require(0 < self.selection_holdout < 1, "data.selection_holdout", self.selection_holdout,
+                "a share 0 < x < 1")
         require(self.source is not DataSource.local or self.root is not None, "data.root", self.root,
                 "a folder of original files when data.source=local")
 

@@ -56,6 +56,8 @@ class Experiment:
                    "validation": task.encode(splits.validation, tokenizer, max_length, train=False)}
         if splits.test:
             encoded["test"] = task.encode(splits.test, tokenizer, max_length, train=False)
+        if splits.selection:
+            encoded["selection"] = task.encode(splits.selection, tokenizer, max_length, train=False)
         return cls(settings, task, splits, backbone, model, encoded, max_length)
 
     def describe(self) -> dict[str, Any]:
@@ -74,7 +76,7 @@ class Experiment:
             "params": counts,
             "data": {"source": self.settings.data.source.value,
                      "train_examples": len(self.splits.train), "eval_examples": len(self.splits.validation),
-                     "test_examples": len(self.splits.test),
+                     "test_examples": len(self.splits.test), "selection_examples": len(self.splits.selection),
                      "train_features": len(self.encoded["train"].features),
                      "max_length": self.max_length, "split_note": self.splits.note},
         }
@@ -146,19 +148,22 @@ class Experiment:
         chosen = selector.chosen
         if chosen is None:
             raise RuntimeError("no evaluation happened")
-        best = train.selection is Selection.best
+        rules = {Selection.best: ("best_eval_epoch", "validation", "metrics of the evaluation chosen by the "
+                                  "rule; the official P-Tuning v2 protocol selects on the split it reports"),
+                 Selection.clean: ("best_heldout_epoch", "selection", "epoch chosen on a held-out slice of train "
+                                   "(data.selection_holdout); validation and test are reported at that epoch and "
+                                   "took no part in the choice"),
+                 Selection.last: ("last", "validation", "metrics of the final evaluation")}
+        rule, split, note = rules[train.selection]
         result = {
             "metrics": chosen.metrics["validation"],
             "test_metrics": chosen.metrics.get("test", {}),
             "history": [{"epoch": e.epoch, "step": e.step, **{f"{s}/{k}": v for s, m in e.metrics.items()
                                                                for k, v in m.items()}}
                         for e in selector.history],
-            "selection": {"rule": "best_eval_epoch" if best else "last",
-                          "metric": self.task.primary_metric, "split": "validation",
+            "selection": {"rule": rule, "metric": self.task.primary_metric, "split": split,
                           "epoch": chosen.epoch, "step": chosen.step, "n_evals": len(selector.history),
-                          "note": "metrics of the evaluation chosen by the rule; the official P-Tuning v2 "
-                                  "protocol selects on the split it reports" if best
-                          else "metrics of the final evaluation"},
+                          "note": note},
             "cost": {"train_seconds": round(total - selector.eval_seconds, 3),
                      "eval_seconds": round(selector.eval_seconds, 3), "peak_memory_mb": round(memory.peak, 1),
                      "device": str(device), "threads": torch.get_num_threads(),

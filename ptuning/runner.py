@@ -19,7 +19,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ptuning.backbones import FAMILIES, backbone_config, max_positions
-from ptuning.config import CellConfig, Precision, Settings, check_config, identity_options
+from ptuning.config import (
+    CellConfig,
+    Precision,
+    Selection,
+    Settings,
+    check_config,
+    identity_options,
+)
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
 from ptuning.experiment import Experiment
 from ptuning.methods import METHODS
@@ -124,7 +131,8 @@ def prepare(cfg: DictConfig) -> Prepared:
     settings.method.check_task(task.name, task.label_words)
     model_config = backbone_config(settings.model)
     max_length = fit_length(settings, task, model_config)
-    splits = read_splits(task, settings.data)
+    clean = settings.train.selection is Selection.clean
+    splits = read_splits(task, settings.data, settings.data.selection_holdout if clean else None)
     if splits.note and settings.data.source.value == "local":
         print(f"[data] {task.name}: {splits.note}")
     if not splits.train or not splits.validation:

@@ -108,7 +108,8 @@ class Evaluation:
 class Selector(TrainerCallback):
     """Evaluates on every split at each epoch end (or every ``eval_steps``) and keeps
     the checkpoint chosen by ``rule``: ``best`` (best primary metric on validation,
-    the official P-Tuning v2 protocol) or ``last``."""
+    the official P-Tuning v2 protocol), ``clean`` (best on the ``selection`` split, held out
+    from train; validation never decides) or ``last``."""
 
     task: Task
     splits: dict[str, Encoded]
@@ -135,8 +136,9 @@ class Selector(TrainerCallback):
         self.history.append(current)
         if self.log is not None:
             self.log({f"{split}/{k}": v for split, m in results.items() for k, v in m.items()}, step)
-        primary = results["validation"][self.task.primary_metric]
-        best = self.chosen.metrics["validation"][self.task.primary_metric] if self.chosen else -math.inf
+        decides = "selection" if self.rule == "clean" else "validation"
+        primary = results[decides][self.task.primary_metric]
+        best = self.chosen.metrics[decides][self.task.primary_metric] if self.chosen else -math.inf
         if self.rule == "last" or primary > best:
             self.chosen = current
             if self.keep_state is not None:

@@ -443,3 +443,69 @@ def test_missing_train_file_is_an_error_naming_the_option(tmp_path, data_dir):
                     f"paths.runs_dir={tmp_path}"])
     with pytest.raises(DataUnavailableError, match="set data.train_from_eval"):
         prepare(cfg)
+
+
+# ---------------------------------------------------------------- the clean selection protocol
+
+
+def test_clean_selection_holds_out_train_rows_the_same_for_every_seed():
+    """data.selection_holdout of train, split by group before caps: disjoint from train, the
+    same rows whatever the seed, and the protocol is part of the data fingerprint."""
+    from ptuning.config import DataConfig, DataSource
+    from ptuning.tasks.data import read_splits
+
+    task = get_task("multirc")  # grouped rows: a question's answers stay on one side
+    data = DataConfig(source=DataSource.synthetic, synthetic_train=200, synthetic_eval=20)
+    plain = read_splits(task, data)
+    clean = read_splits(task, data, holdout=0.25)
+    key = task.group_key
+    assert clean.selection and clean.train
+    assert {key(r) for r in clean.selection}.isdisjoint({key(r) for r in clean.train})
+    assert sorted(map(repr, clean.train + clean.selection)) == sorted(map(repr, plain.train))
+    assert 0.1 < len(clean.selection) / len(plain.train) < 0.4
+    assert clean.validation == plain.validation
+    assert read_splits(task, data, holdout=0.25).selection == clean.selection  # deterministic
+    assert plain.fingerprint() != clean.fingerprint()
+    capped = read_splits(task, DataConfig(source=DataSource.synthetic, synthetic_train=200, synthetic_eval=20,
+                                          max_eval_samples=5), holdout=0.25)
+    assert len(capped.selection) <= 5 + 10  # an eval cap, whole questions kept
+
+
+def test_clean_selection_chooses_on_the_held_out_slice(tmp_path):
+    outcome = run_cell(_cell(tmp_path, "method=prompt_tuning", "train.selection=clean", "train.max_steps=-1",
+                             "train.epochs=3", "train.batch_size=4", "data.selection_holdout=0.25"))
+    record = outcome.record
+    assert outcome.status == "completed", record["error"]
+    selection = record["selection"]
+    assert (selection["rule"], selection["split"]) == ("best_heldout_epoch", "selection")
+    history = record["history"]
+    scores = [h["selection/accuracy"] for h in history]
+    chosen = history[scores.index(max(scores))]  # the first best held-out epoch
+    assert (chosen["epoch"], chosen["step"]) == (selection["epoch"], selection["step"])
+    assert record["metrics"] == {k.split("/", 1)[1]: v for k, v in chosen.items() if k.startswith("validation/")}
+    assert record["data"]["selection_examples"] > 0
+    assert record["data"]["train_examples"] + record["data"]["selection_examples"] == 16
+    assert record["identity"]["options"]["train.selection"] == "clean"
+
+
+@pytest.mark.parametrize(("rule", "epoch"), [("best", 2), ("clean", 1), ("last", 3)])
+def test_selector_rules_decide_on_their_split(monkeypatch, rule, epoch):
+    """Validation peaks at epoch 2, the held-out slice at epoch 1: ``clean`` never looks at
+    validation, ``best`` does (the official protocol), ``last`` takes the end."""
+    import ptuning.training as training
+
+    scripted = {"validation": iter([50.0, 70.0, 60.0]), "selection": iter([80.0, 40.0, 30.0])}
+
+    class Scripted:
+        primary_metric = "accuracy"
+
+        def score(self, logits, split):
+            return {"accuracy": next(scripted[split])}
+
+    monkeypatch.setattr(training, "predict", lambda model, enc, collator, size: enc)
+    selector = training.Selector(Scripted(), {"validation": "validation", "selection": "selection"},
+                                 collator=None, batch_size=1, rule=rule)
+    model = torch.nn.Linear(1, 1)
+    for step in (1, 2, 3):
+        selector.evaluate(model, float(step), step)
+    assert selector.chosen.epoch == epoch

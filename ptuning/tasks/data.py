@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,21 @@ from ptuning.tasks import Row, Task
 
 @dataclass
 class Splits:
-    """Rows for training, evaluation (model selection) and an optional test split."""
+    """Rows for training, evaluation, an optional test split and, under the ``clean``
+    selection protocol, the slice of train held out to choose the epoch on (``selection``)."""
 
     train: list[Row]
     validation: list[Row]
     test: list[Row]
     note: str | None = None
+    selection: list[Row] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        """sha256 of the rows of every split (what the cell trains and is scored on)."""
-        return fingerprint({"train": self.train, "validation": self.validation, "test": self.test})
+        """sha256 of the rows of every split (what the cell trains, selects and is scored on)."""
+        payload = {"train": self.train, "validation": self.validation, "test": self.test}
+        if self.selection:
+            payload["selection"] = self.selection
+        return fingerprint(payload)
 
 
 def _stable_fraction(key: Any) -> float:
@@ -126,9 +131,11 @@ def _read_local(task: Task, data: DataConfig) -> Splits:
     return Splits(train, held_out, test, note)
 
 
-def read_splits(task: Task, data: DataConfig) -> Splits:
+def read_splits(task: Task, data: DataConfig, holdout: float | None = None) -> Splits:
     """The cell's rows: read from ``data.source``, train in a fixed seed-independent order,
-    every split capped by ``data.max_train_samples`` / ``data.max_eval_samples``."""
+    every split capped by ``data.max_train_samples`` / ``data.max_eval_samples``. ``holdout``
+    (the ``clean`` protocol): that share of train, split off by group before capping, becomes
+    the ``selection`` split (capped as an evaluation split)."""
     if data.source is DataSource.synthetic:
         splits = Splits(task.synthetic_rows("train", data.synthetic_train),
                         task.synthetic_rows("validation", data.synthetic_eval), [],
@@ -138,6 +145,14 @@ def read_splits(task: Task, data: DataConfig) -> Splits:
         splits = Splits(_load_hub(task, "train"), _load_hub(task, "validation"), test)
     else:
         splits = _read_local(task, data)
-    return Splits(cap_rows(fixed_order(splits.train, task), task, data.max_train_samples),
+    train, selection = splits.train, []
+    if holdout is not None:
+        train, selection = split_rows(splits.train, task, 1 - holdout)
+        if not train or not selection:
+            raise DataUnavailableError(
+                f"task={task.name}: data.selection_holdout={holdout} leaves {len(train)} train and "
+                f"{len(selection)} held-out rows of {len(splits.train)}; both must be non-empty")
+    return Splits(cap_rows(fixed_order(train, task), task, data.max_train_samples),
                   cap_rows(splits.validation, task, data.max_eval_samples),
-                  cap_rows(splits.test, task, data.max_eval_samples), splits.note)
+                  cap_rows(splits.test, task, data.max_eval_samples), splits.note,
+                  cap_rows(selection, task, data.max_eval_samples))
