@@ -21,7 +21,7 @@ from ptuning.backbones import FAMILIES, load_backbone
 from ptuning.config import CellConfig, check_config, non_identity_options
 from ptuning.errors import ConfigError
 from ptuning.methods import METHODS
-from ptuning.tasks import TASKS
+from ptuning.tasks import TASKS, get_task
 
 PRESETS = sorted(p.stem for p in (CONF / "preset").glob("*.yaml"))
 REFERENCE = Path(os.environ.get("PTUNING_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
@@ -210,6 +210,27 @@ def test_paper_presets_carry_the_official_hyperparameters():
         assert (settings.method.hidden_size is not None) == (row["prefix_projection"] == "yes"), where
         # no seed given: the script's own seed runs
         assert settings.seed == int(row["seed"]) and cfg.seed is None, where
+        other = row["other"]
+        if row["prefix_projection"] == "yes":  # --prefix_hidden_size 512 (the official default)
+            assert settings.method.hidden_size == 512 and "prefix_hidden_size=512" in other, where
+        # the input length that runs: SuperGLUE --max_seq_length; QA's 384 is hard-coded in the
+        # official tasks/qa/dataset.py; NER truncates at the tokenizer's 512 whatever the script says
+        the_task = get_task(task).configure(settings.task.max_length, settings.task.template)
+        length = settings.data.max_length or the_task.max_length
+        assert length == (512 if family == "ner" else int(row["max_len"])), where
+        # the template that runs: --template_id when the script passes one, else the official 0
+        if the_task.templates:
+            wanted = re.search(r"template_id=(\d+)", other)
+            assert the_task.template == (int(wanted.group(1)) if wanted else 0), where
+        # scheduler, warmup, weight decay and the selection protocol
+        if "ExponentialLR(gamma=0.95)" in other:
+            assert settings.train.scheduler.value == "exponential", where
+        else:
+            assert "HF Trainer default linear decay; no warmup; weight_decay 0" in other, where
+            assert settings.train.scheduler.value == "linear", where
+        assert (settings.train.warmup_steps, settings.train.warmup_ratio, settings.train.weight_decay) == (0, 0, 0)
+        assert "best dev epoch reported" in other and settings.train.selection.value == "best", where
+        assert settings.method.position_offset, where  # past_key_values shifted positions
         checked += 1
     assert checked >= 17
 
