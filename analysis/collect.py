@@ -31,7 +31,7 @@ FIELDS = {
     "model.backbone_params": "backbone_params", "method.display": "method_display",
     "method.kind": "method_kind", "params.total": "params_total", "params.trainable": "params_trainable",
     "params.method": "params_method", "params.head": "params_head",
-    "params.backbone_trainable": "params_backbone_trainable", "cost.train_seconds": "train_seconds",
+    "params.backbone_trainable": "params_backbone_trainable", "params.stored": "params_stored", "cost.train_seconds": "train_seconds",
     "cost.eval_seconds": "eval_seconds", "cost.peak_memory_mb": "peak_memory_mb", "cost.device": "device",
     "selection.rule": "selection_rule", "selection.split": "selection_split",
     "selection.epoch": "selection_epoch", "data.source": "data_source",

@@ -377,7 +377,8 @@ def not_run_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> Tab
 
 
 def cost_table(df: pd.DataFrame) -> Table:
-    """Per cell: trainable parameters (absolute, % of backbone), train time, peak memory, seeds."""
+    """Per cell: trainable parameters (absolute, % of backbone), stored parameters, train time,
+    peak memory, seeds."""
     runs = df.drop_duplicates([*ROW, "task", "seed", "status"]).copy()
     runs["variant_label"] = runs["variant_label"].fillna("")
     names = display_names(runs)
@@ -401,6 +402,8 @@ def cost_table(df: pd.DataFrame) -> Table:
         row["Trainable params"] = f"{int(with_params['params_trainable'].iloc[0]):,}" if len(with_params) else MISSING
         row["Trainable % of backbone"] = (style.format_pct(with_params["trainable_pct"].iloc[0])
                                           if len(with_params) else MISSING)
+        stored = cell["params_stored"].dropna()
+        row["Stored params"] = f"{int(stored.iloc[0]):,}" if len(stored) else MISSING
         seconds = done["train_seconds"].dropna()
         row["Train time (s)"] = fmt_mean_std(seconds.mean(), seconds.std(), len(seconds)) if len(seconds) else MISSING
         memory = done["peak_memory_mb"].dropna()
@@ -411,6 +414,8 @@ def cost_table(df: pd.DataFrame) -> Table:
     text = pd.DataFrame(rows)
     suffix = pd.DataFrame(suffixes, index=text.index).reindex(columns=text.columns).fillna("")
     caption = ("Trainable = method + head (+ backbone for fine-tuning); % of the backbone's parameters. "
+               "Stored = what a trained cell keeps besides the frozen backbone (prefix tuning: the prefix "
+               "MLP(E), not the MLP that produced it; '-': a record written before this was counted). "
                "Train time: mean ± std over completed seeds; peak memory: mean.")
     return Table("cost", "Cost per cell", text, pd.DataFrame(False, index=text.index, columns=text.columns),
                  suffix, caption, notes.items)

@@ -92,6 +92,7 @@ def method_params(model: str, method: str) -> dict[str, int]:
         "head": head,
         "backbone_trainable": bb_tr,
         "backbone": backbone,
+        "stored": backbone + meth + head if method == "finetune" else meth + head,
     }
 
 

@@ -310,6 +310,8 @@ def test_cost_table(df: pd.DataFrame) -> None:
     assert t.cell([MINI, FT, "RTE"], "Trainable % of backbone")[0] == "100%"
     assert t.cell([MINI, PT, "CB"], "Seeds")[0] == "failed [1]" and t.cell([MINI, PT, "CB"], "Train time (s)")[0] == "-"
     assert t.cell([BL, V2, "CoNLL04"], "Trainable params")[0] == "-"
+    assert t.cell(row, "Stored params")[0] == "985,090"  # 2 x 24 layers x 20 x 1024 + head
+    assert t.cell([MINI, FT, "RTE"], "Stored params")[0] == f"{22_713_216 + 384 * 2 + 2:,}"
 
 
 # ------------------------------------------------------------------ figures
