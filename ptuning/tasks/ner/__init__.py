@@ -20,20 +20,28 @@ from ptuning.errors import DataFormatError
 from ptuning.tasks import Encoded, Row, Task
 from ptuning.tasks.encoding import prompt_anchors
 from ptuning.tasks.formats import read_conll
-from ptuning.tasks.synthetic import CITIES, DAYS, LAST_NAMES, NATIONALITIES, ORGS, person
+from ptuning.tasks.synthetic import DAYS, SHARED_NAMES
 
-#: sentence templates of the synthetic rows; {PER} {LOC} {ORG} {MISC} are entities
-TEMPLATES = [
-    "{PER} works for {ORG} in {LOC} .",
-    "{PER} met {PER} at the {ORG} office on {DAY} .",
-    "The {MISC} team lost to {ORG} in {LOC} .",
-    "{ORG} opened a new shop in {LOC} last week .",
-    "{PER} , the {MISC} singer , moved to {LOC} .",
-    "Police in {LOC} said {PER} had left the city .",
-    "{LOC} and {LOC} signed a new trade deal .",
-    "The {MISC} player {PER} joined {ORG} .",
+#: synthetic relations: (sentence with slots {A} and {B}, type of A, type of B). Every entity
+#: comes from one shared name pool, so its type is set by the relation words around it, often
+#: not the adjacent word ("was hired by" vs "is spoken by"; "is the home of" vs "is spoken by").
+RELATIONS: list[tuple[str, str, str]] = [
+    ("{A} works for {B}", "PER", "ORG"),
+    ("{A} hired {B}", "ORG", "PER"),
+    ("{A} was hired by {B}", "PER", "ORG"),
+    ("{A} moved to {B}", "PER", "LOC"),
+    ("{A} is the home of {B}", "LOC", "PER"),
+    ("{A} has an office in {B}", "ORG", "LOC"),
+    ("{A} was founded in {B}", "ORG", "LOC"),
+    ("{A} is home to {B}", "LOC", "ORG"),
+    ("{A} speaks {B} at home", "PER", "MISC"),
+    ("{A} is spoken by {B}", "MISC", "PER"),
+    ("{A} is spoken in {B}", "MISC", "LOC"),
+    ("{A} sells {B} food", "ORG", "MISC"),
 ]
-FILLERS = {"LOC": CITIES, "ORG": ORGS, "MISC": NATIONALITIES}
+#: words before / after the relation, so absolute positions carry no type either
+PREFIXES = ["", "", "On {DAY} ,", "Reports say", "Last year ,", "We heard that"]
+SUFFIXES = ["", "", "on {DAY}", "last year", "they said", "again"]
 #: hub columns that may hold the tags: HF ``ner_tags``, T-NER ``tags``
 HUB_TAG_COLUMNS = ("ner_tags", "tags")
 
@@ -56,8 +64,10 @@ class NerTask(Task):
 
     @property
     def synthetic_rule(self) -> str:  # type: ignore[override]
-        return ("capitalised names from fixed lists, tagged "
-                + "/".join(self.synthetic_types.values()) + " in sentence templates.")
+        types = "/".join(self.synthetic_types.values())
+        return (f"names (one or two words) from one shared pool, tagged {types} by the relation "
+                "words around them (\"A works for B\": A person, B organisation; \"A hired B\": "
+                "the reverse), not by the name itself.")
 
     def read_local(self, path: str) -> list[Row]:
         return read_conll(path, self.conll_format, self.label_names)
@@ -158,23 +168,17 @@ class NerTask(Task):
         return metrics.ner_scores(preds, golds)
 
     def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
+        template, type_a, type_b = rng.choice(RELATIONS)
+        sentence = " ".join(filter(None, (rng.choice(PREFIXES), template, rng.choice(SUFFIXES), ".")))
         tokens: list[str] = []
         tags: list[str] = []
-        for piece in rng.choice(TEMPLATES).split():
-            slot = piece.strip("{}") if piece.startswith("{") else None
-            if slot == "DAY":
-                tokens.append(rng.choice(DAYS))
-                tags.append("O")
-                continue
-            if slot is None:
+        for piece in sentence.replace("{DAY}", rng.choice(DAYS)).split():
+            if piece not in ("{A}", "{B}"):
                 tokens.append(piece)
                 tags.append("O")
                 continue
-            if slot == "PER":
-                words = [person(rng)] + ([rng.choice(LAST_NAMES)] if rng.random() < 0.5 else [])
-            else:
-                words = rng.choice(FILLERS[slot]).split()
-            kind = self.synthetic_types[slot]
+            kind = self.synthetic_types[type_a if piece == "{A}" else type_b]
+            words = rng.sample(SHARED_NAMES, 2 if rng.random() < 0.3 else 1)
             tokens.extend(words)
             tags.extend([f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1))
         return {"id": str(index), "tokens": tokens, "ner_tags": tags}

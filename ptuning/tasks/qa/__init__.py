@@ -14,21 +14,17 @@ from ptuning import metrics
 from ptuning.tasks import Encoded, Row, Task
 from ptuning.tasks.encoding import prompt_anchors
 from ptuning.tasks.formats import read_squad_json
-from ptuning.tasks.synthetic import ANIMALS, CITIES, COLORS, FIRST_NAMES, FOODS, INSTRUMENTS, JOBS
+from ptuning.tasks.synthetic import FIRST_NAMES, OBJECTS
 
 DOC_STRIDE = 128
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30
 
-#: synthetic relations: (cue phrase before the answer, question, answer pool)
-RELATIONS: list[tuple[str, str, list[str]]] = [
-    ("was born in", "Where was {n} born?", CITIES),
-    ("works as a", "What is the job of {n}?", JOBS),
-    ("plays the", "Which instrument does {n} play?", INSTRUMENTS),
-    ("likes to eat", "What does {n} like to eat?", FOODS),
-    ("has a pet", "What pet does {n} have?", ANIMALS),
-    ("drives a car that is", "What color is the car of {n}?", COLORS),
-]
+#: synthetic transfer verbs (past tense): every clause of a row has the same shape and verb
+TRANSFER_VERBS = ["gave", "sent", "sold", "lent", "threw", "showed", "passed", "brought"]
+#: questions about one clause, naming its object: (question, the role that answers it)
+QUESTIONS = [("Who {verb} the {obj}?", "giver"), ("Who received the {obj}?", "receiver"),
+             ("Who got the {obj}?", "receiver")]
 
 
 class SquadTask(Task):
@@ -44,7 +40,9 @@ class SquadTask(Task):
     #: a train/eval split of one file keeps articles apart; caps count questions exactly
     group_key = staticmethod(lambda row: row["title"])
     caps_keep_groups = False
-    synthetic_rule = "the answer is the phrase between the asked relation's cue phrase and the full stop."
+    synthetic_rule = ("two or three clauses of one shape (\"A gave the book to B. C gave the pen to D.\"); "
+                      "the answer is the giver or the receiver in the clause whose object the question "
+                      "names (\"Who gave the pen?\" C; \"Who received the book?\" B).")
 
     def read_local(self, path: str) -> list[Row]:
         return read_squad_json(path, self.squad_version)
@@ -117,25 +115,25 @@ class SquadTask(Task):
         return metrics.squad_scores(predictions, references)
 
     def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
-        rels = rng.sample(range(len(RELATIONS)), 4)
-        present, absent = rels[:3], rels[3]
-        names = rng.sample(FIRST_NAMES, 3)
-        sentences, facts = [], {}
-        for r, name in zip(present, names, strict=True):
-            cue, _, pool = RELATIONS[r]
-            value = rng.choice(pool)
-            sentences.append(f"{name} {cue} {value}.")
-            facts[r] = (name, cue, value)
+        clauses = rng.choice((2, 3))
+        verb = rng.choice(TRANSFER_VERBS)
+        names = rng.sample(FIRST_NAMES, 2 * clauses)
+        objects = rng.sample(OBJECTS, clauses + 1)  # the last one is not in the context
+        sentences = [f"{names[2 * i]} {verb} the {objects[i]} to {names[2 * i + 1]}." for i in range(clauses)]
         context = " ".join(sentences)
-        if self.squad_version == "2.0" and label == 0:  # unanswerable: a relation not in the context
-            question = RELATIONS[absent][1].format(n=rng.choice(names))
-            answers: dict[str, list[Any]] = {"text": [], "answer_start": []}
+        template, role = rng.choice(QUESTIONS)
+        answers: dict[str, list[Any]] = {"text": [], "answer_start": []}
+        if self.squad_version == "2.0" and label == 0:  # unanswerable: an object not in the context
+            question = template.format(verb=verb, obj=objects[-1])
         else:
-            r = rng.choice(present)
-            name, cue, value = facts[r]
-            question = RELATIONS[r][1].format(n=name)
-            start = context.index(f"{name} {cue} {value}.") + len(f"{name} {cue} ")
-            answers = {"text": [value], "answer_start": [start]}
+            i = rng.randrange(clauses)
+            question = template.format(verb=verb, obj=objects[i])
+            start = context.index(sentences[i])
+            if role == "giver":
+                answers = {"text": [names[2 * i]], "answer_start": [start]}
+            else:
+                answer = names[2 * i + 1]
+                answers = {"text": [answer], "answer_start": [start + len(sentences[i]) - len(answer) - 1]}
         qid = hashlib.md5(f"{context}|{question}|{index}".encode()).hexdigest()[:24]
         return {"id": qid, "title": "Synthetic_people", "context": context, "question": question,
                 "answers": answers}

@@ -10,5 +10,5 @@ from ptuning.tasks.qa import SquadTask
 class SquadV2(SquadTask):
     name, display_name, hub_path, squad_version = "squad_v2", "SQuAD 2.0", "squad_v2", "2.0"
     local_files = {"train": "squad_v2/train-v2.0.json", "validation": "squad_v2/dev-v2.0.json"}
-    synthetic_rule = SquadTask.synthetic_rule + " One third ask a relation whose cue is absent (no answer)."
+    synthetic_rule = SquadTask.synthetic_rule + " One third name an object absent from the context (no answer)."
     synthetic_classes = 3
