@@ -22,6 +22,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import matplotlib  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 
@@ -42,8 +43,11 @@ Series = dict[str, list[tuple[Any, float]]]
 def _save(fig: Figure, out_dir: str | Path, stem: str, drawn: dict[str, Any]) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{stem}.png", bbox_inches="tight")
-    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight", metadata={"CreationDate": None})
+    # every legend counts for the tight box (one kept with add_artist is not the axes' legend)
+    legends = [*fig.legends, *(c for ax in fig.axes for c in ax.get_children() if isinstance(c, Legend))]
+    fig.savefig(out / f"{stem}.png", bbox_inches="tight", bbox_extra_artists=legends)
+    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight", bbox_extra_artists=legends,
+                metadata={"CreationDate": None})
     (out / f"{stem}.json").write_text(json.dumps(drawn, indent=1, default=_json), encoding="utf-8")
 
 
@@ -149,7 +153,9 @@ def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEF
                 .reset_index())
     averages["err"] = [math.sqrt(v) / k if n >= 2 else math.nan for v, n, k in
                        zip(averages["var"], averages["n"], averages["k"], strict=True)]
-    paper_tasks, paper = paper_scale_points(published, chosen)
+    synthetic = bool(len(df)) and set(df["data_source"].dropna()) == {"synthetic"}
+    # the paper's SuperGLUE averages and synthetic-task averages share no scale: not drawn together
+    paper_tasks, paper = paper_scale_points(None if synthetic else published, chosen)
     series: Series = {}
     errors: dict[str, list[float | None]] = {}
     paper_drawn: dict[str, list[dict[str, Any]]] = {}
@@ -185,12 +191,14 @@ def plot_scale(df: pd.DataFrame, out_dir: str | Path, tasks: Sequence[str] = DEF
         ax.set_xlabel("Backbone parameters (log scale)")
         ax.set_ylabel("Average primary metric")
         ours_tasks = ", ".join(names["task"].get(t, t) for t in chosen) or "none"
-        fallback = "" if chosen == asked else f" (not every cell has {', '.join(asked)}: the tasks all cells have)"
+        fallback = "" if chosen == asked else f" (the tasks every cell has; asked: {', '.join(asked)})"
         title = textwrap.fill(f"ours: average of {ours_tasks}{fallback}", 95)
         if paper_handles:
             same = "the same tasks" if paper_tasks == list(chosen) else (
                 "all its tasks, " + ", ".join(_paper_task_names(published, paper_tasks)))
             title += "\n" + textwrap.fill(f"paper (P-Tuning v2 Table 2, SuperGLUE dev): average of {same}", 95)
+        elif synthetic:
+            title += "\npaper (P-Tuning v2 Table 2) not drawn: ours are synthetic tasks, not SuperGLUE"
         title = "Scale vs. score\n" + title
         ax.set_title(title, fontsize=9)
         if ours_handles:

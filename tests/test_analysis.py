@@ -363,20 +363,25 @@ def test_scale_figure_series(df: pd.DataFrame, pub: pd.DataFrame, tmp_path: Path
     assert set(plot_scale(df, tmp_path, ("rte",), None, stem="scale_ours")) == {FT, PT, V2}
 
 
-def test_scale_figure_draws_our_points_without_the_figure_1_tasks(pub: pd.DataFrame, tmp_path: Path) -> None:
-    """The default grid has no BoolQ or CB: the tasks every cell has are averaged instead, and
-    the paper's series, which cannot average CoNLL04, averages every Table-2 task (and says so)."""
-    recs = [fx.make_record("minilm_l6", m, t, 0, metrics={fx.PRIMARY[t]: v}, source="synthetic",
+def _rte_conll04(source: str) -> list[dict]:
+    return [fx.make_record("minilm_l6", m, t, 0, metrics={fx.PRIMARY[t]: v}, source=source,
                            test_metrics={"f1": v} if t == "conll04" else None)
             for m, values in (("finetune", (90.0, 80.0)), ("ptuning_v2", (70.0, 60.0)))
             for t, v in zip(("rte", "conll04"), values, strict=True)]
-    series = plot_scale(_frame(recs), tmp_path)
+
+
+def test_scale_figure_draws_our_points_without_the_figure_1_tasks(pub: pd.DataFrame, tmp_path: Path) -> None:
+    """Without BoolQ or CB the tasks every cell has are averaged instead; the paper's series,
+    which cannot average CoNLL04, averages every Table-2 task (and says so); synthetic tasks
+    are never drawn against the paper's SuperGLUE averages."""
+    synthetic = _frame(_rte_conll04("synthetic"))
+    series = plot_scale(synthetic, tmp_path, published=pub)
     assert series == {FT: [(22_713_216.0, 85.0)], V2: [(22_713_216.0, 65.0)]}
     side = json.loads((tmp_path / "scale_vs_score.json").read_text())
     assert side["tasks"] == ["conll04", "rte"] and side["asked"] == ["rte", "boolq", "cb"]
     assert all(e is None for e in side["errors"][FT])  # one seed: no error bar
-    assert side["paper"]["series"] == {}
-    plot_scale(_frame(recs), tmp_path, published=pub)
+    assert side["paper"]["series"] == {}  # synthetic: no shared scale with SuperGLUE dev
+    plot_scale(_frame(_rte_conll04("local")), tmp_path, published=pub)
     paper = json.loads((tmp_path / "scale_vs_score.json").read_text())["paper"]
     table2 = ["boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc"]
     assert paper["tasks"] == table2 and not paper["same_tasks_as_ours"]
