@@ -37,7 +37,7 @@ OUTCOME_FILE = "outcome.json"
 
 def _launched_as(cfg: DictConfig) -> str:
     choices = HydraConfig.get().runtime.choices
-    seed = cfg.seed if cfg.seed is not None else f"{cfg.base_seed + cfg.seed_index}"
+    seed = cfg.seed if cfg.seed is not None else cfg.base_seed + cfg.seed_index  # unchecked: a label
     return f"{choices.get('task')}/{choices.get('model')}/{choices.get('method')}/seed{seed}"
 
 

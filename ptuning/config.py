@@ -266,8 +266,6 @@ class Settings:
     logger: LoggerConfig
     seed: int
     group: str
-    #: where the seed came from: ``seed=S given`` or ``base_seed B + seed_index I``
-    seed_origin: str = "given"
 
     @property
     def lr(self) -> float:
@@ -288,19 +286,18 @@ def check_config(cfg: DictConfig) -> Settings:
     for section in (method, *sections.values()):
         if hasattr(section, "check"):
             section.check()
-    seed, origin = resolve_seed(cfg)
-    return Settings(method=method, seed=seed, seed_origin=origin, group=str(cfg.group), **sections)
+    return Settings(method=method, seed=resolve_seed(cfg), group=str(cfg.group), **sections)
 
 
-def resolve_seed(cfg: DictConfig) -> tuple[int, str]:
-    """The seed that runs and where it came from: ``seed`` when given, else
-    ``base_seed + seed_index`` (distinct indices of a cell never share a seed)."""
+def resolve_seed(cfg: DictConfig) -> int:
+    """The seed that runs: ``seed`` when given, else ``base_seed + seed_index`` (distinct
+    indices of a cell never share a seed); the record's config keeps all three."""
     require(cfg.seed_index >= 0, "seed_index", cfg.seed_index, "an integer >= 0")
     require(cfg.base_seed >= 0, "base_seed", cfg.base_seed, "an integer >= 0")
     if cfg.seed is not None:
         require(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0 or null")
-        return int(cfg.seed), f"seed={cfg.seed} given"
-    return int(cfg.base_seed + cfg.seed_index), f"base_seed {cfg.base_seed} + seed_index {cfg.seed_index}"
+        return int(cfg.seed)
+    return int(cfg.base_seed + cfg.seed_index)
 
 
 def _plain(value: Any) -> Any:

@@ -148,20 +148,20 @@ class Experiment:
         chosen = selector.chosen
         if chosen is None:
             raise RuntimeError("no evaluation happened")
-        rules = {Selection.best: ("best_eval_epoch", "validation", "metrics of the evaluation chosen by the "
-                                  "rule; the official P-Tuning v2 protocol selects on the split it reports"),
-                 Selection.clean: ("best_heldout_epoch", "selection", "epoch chosen on a held-out slice of train "
+        rules = {Selection.best: ("best_eval_epoch", "metrics of the evaluation chosen by the rule; the "
+                                  "official P-Tuning v2 protocol selects on the split it reports"),
+                 Selection.clean: ("best_heldout_epoch", "epoch chosen on a held-out slice of train "
                                    "(data.selection_holdout); validation and test are reported at that epoch and "
                                    "took no part in the choice"),
-                 Selection.last: ("last", "validation", "metrics of the final evaluation")}
-        rule, split, note = rules[train.selection]
+                 Selection.last: ("last", "metrics of the final evaluation")}
+        rule, note = rules[train.selection]
         result = {
             "metrics": chosen.metrics["validation"],
             "test_metrics": chosen.metrics.get("test", {}),
             "history": [{"epoch": e.epoch, "step": e.step, **{f"{s}/{k}": v for s, m in e.metrics.items()
                                                                for k, v in m.items()}}
                         for e in selector.history],
-            "selection": {"rule": rule, "metric": self.task.primary_metric, "split": split,
+            "selection": {"rule": rule, "metric": self.task.primary_metric, "split": selector.deciding_split,
                           "epoch": chosen.epoch, "step": chosen.step, "n_evals": len(selector.history),
                           "note": note},
             "cost": {"train_seconds": round(total - selector.eval_seconds, 3),

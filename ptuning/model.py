@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ptuning.backbones import Backbone
@@ -162,7 +162,7 @@ class PromptedModel(nn.Module):
         with safe_open(str(path), "pt") as handle:
             if (handle.metadata() or {}).get("stored_form") == "folded":
                 self.method.fold_for_storage()
-        state = load_file(str(path))
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
         method = {k[len("method."):]: v for k, v in state.items() if k.startswith("method.")}
         head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
         self.method.load_state_dict(method, strict=True)

@@ -124,6 +124,11 @@ class Selector(TrainerCallback):
     chosen_state: dict[str, torch.Tensor] | None = None
     eval_seconds: float = 0.0
 
+    @property
+    def deciding_split(self) -> str:
+        """The split whose primary metric chooses the checkpoint."""
+        return "selection" if self.rule == "clean" else "validation"
+
     def evaluate(self, model: PromptedModel, epoch: float, step: int) -> None:
         if self.history and self.history[-1].step == step:
             return
@@ -136,7 +141,7 @@ class Selector(TrainerCallback):
         self.history.append(current)
         if self.log is not None:
             self.log({f"{split}/{k}": v for split, m in results.items() for k, v in m.items()}, step)
-        decides = "selection" if self.rule == "clean" else "validation"
+        decides = self.deciding_split
         primary = results[decides][self.task.primary_metric]
         best = self.chosen.metrics[decides][self.task.primary_metric] if self.chosen else -math.inf
         if self.rule == "last" or primary > best:

@@ -99,14 +99,15 @@ def read_jsonl(path: str | Path, what: str, required: Sequence[str],
 _TAG_RE = re.compile(r"^(O|([BIESLMU])-(\S+))$")
 _IOB_RE = re.compile(r"^(O|[BI]-\S+)$")
 #: the official P-Tuning v2 layouts (tags kept as written): separator, column count (0: at
-#: least 3), column names; then the lenient layouts (tags normalised with ``to_iob2``)
+#: least 3), column names
 _OFFICIAL = {"conll2003": (" ", 4, "token POS chunk NER"), "token_tag": (" ", 2, "token TAG"),
              "sd_conllx": ("\t", 0, "ID WORD ... TAG")}
-NER_FORMATS = (*_OFFICIAL, "conllx", "generic")
+NER_FORMATS = tuple(_OFFICIAL)
 
 
 def to_iob2(tags: list[str]) -> list[str]:
-    """Normalise IOB1 / IOB2 / IOBES / BILOU tags to IOB2 (S,U->B; E,L,M->I; stray I->B)."""
+    """Normalise IOB1 / IOB2 / IOBES / BILOU tags to IOB2 (S,U->B; E,L,M->I; stray I->B), for
+    data whose scheme is documented as one of these (the readers keep tags as written)."""
     out: list[str] = []
     prev = "O"
     for tag in tags:
@@ -160,14 +161,10 @@ def read_conll(path: str | Path, fmt: str, labels: Sequence[str] | None = None) 
     sentence with no empty line after it is kept (``conll2004.py`` and ``ontonotes.py`` drop
     it) and no empty sentence ends the file (``conll2003.py`` yields one).
 
-    Lenient layouts ``"conllx"``/``"generic"``: tag in the last column, token in the 2nd when
-    the 1st is an integer word id, else in the 1st; tags normalised to IOB2 with ``to_iob2``.
-
-    With ``labels``, every (normalised) tag must be one of them. Errors name file and line.
+    With ``labels``, every tag must be one of them. Errors name file and line.
     """
     if fmt not in NER_FORMATS:
         raise ValueError(f"unknown CoNLL format {fmt!r} (known: {', '.join(NER_FORMATS)})")
-    official = fmt in _OFFICIAL
     p, text = read_text(path)
     rows: list[Row] = []
     tokens: list[str] = []
@@ -177,13 +174,12 @@ def read_conll(path: str | Path, fmt: str, labels: Sequence[str] | None = None) 
     def flush() -> None:
         if not tokens:
             return
-        out = list(tags) if official else to_iob2(tags)
         if labels is not None:
-            for tag, lineno in zip(out, linenos, strict=True):
+            for tag, lineno in zip(tags, linenos, strict=True):
                 if tag not in labels:
                     raise DataFormatError(f"{p}:{lineno}: tag {tag!r} is not in the label set "
                                           f"({', '.join(labels)})")
-        rows.append({"id": str(len(rows)), "tokens": list(tokens), "ner_tags": out})
+        rows.append({"id": str(len(rows)), "tokens": list(tokens), "ner_tags": list(tags)})
         tokens.clear()
         tags.clear()
         linenos.clear()
@@ -194,23 +190,11 @@ def read_conll(path: str | Path, fmt: str, labels: Sequence[str] | None = None) 
             continue
         where = f"{p}:{lineno}"
         if not line.strip():
-            if official:
-                raise DataFormatError(f"{where}: line of only whitespace (sentences end at empty lines)")
-            flush()
-            continue
-        if official:
-            token, tag = _official_columns(where, line, fmt)
-            if _IOB_RE.match(tag) is None:
-                raise DataFormatError(f"{where}: invalid NER tag {tag!r} (the {fmt} layout has O, "
-                                      "B-TYPE and I-TYPE tags)")
-        else:
-            cols = [c.strip() for c in (line.split("\t") if "\t" in line else line.split())]
-            if len(cols) < 2:
-                raise DataFormatError(f"{where}: expected at least 2 columns (token ... TAG), got {len(cols)}")
-            token = cols[1] if len(cols) >= 3 and cols[0].isdigit() else cols[0]
-            tag = cols[-1]
-            if _TAG_RE.match(tag) is None:
-                raise DataFormatError(f"{where}: invalid NER tag {tag!r} (expected O or B-/I-/E-/S-/L-/U-TYPE)")
+            raise DataFormatError(f"{where}: line of only whitespace (sentences end at empty lines)")
+        token, tag = _official_columns(where, line, fmt)
+        if _IOB_RE.match(tag) is None:
+            raise DataFormatError(f"{where}: invalid NER tag {tag!r} (the {fmt} layout has O, "
+                                  "B-TYPE and I-TYPE tags)")
         tokens.append(token)
         tags.append(tag)
         linenos.append(lineno)
