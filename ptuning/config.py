@@ -102,6 +102,9 @@ class TrainConfig:
     head_dropout: float | None = None
     #: write the trained prompt/prefix/adapter + head next to the record
     save_artefact: bool = field(default=True, metadata=NOT_IDENTITY)
+    #: resumable checkpoints (ptuning/checkpoints.py): after each evaluation and every N
+    #: optimizer steps (0: after evaluations only; null: none, a killed cell restarts)
+    checkpoint_steps: int | None = field(default=500, metadata=NOT_IDENTITY)
 
     def check(self) -> None:
         require(self.max_steps == -1 or self.max_steps >= 1, "train.max_steps", self.max_steps,
@@ -125,6 +128,8 @@ class TrainConfig:
         require(self.max_grad_norm > 0, "train.max_grad_norm", self.max_grad_norm, "a number > 0")
         require(self.logging_steps >= 1, "train.logging_steps", self.logging_steps, "an integer >= 1")
         require(self.threads is None or self.threads >= 1, "train.threads", self.threads, "null or an integer >= 1")
+        require(self.checkpoint_steps is None or self.checkpoint_steps >= 0, "train.checkpoint_steps",
+                self.checkpoint_steps, "null (no checkpoints), 0 (after each evaluation) or a step count >= 1")
         require(self.head_dropout is None or 0 <= self.head_dropout < 1, "train.head_dropout",
                 self.head_dropout, "null or 0 <= p < 1")
 

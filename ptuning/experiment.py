@@ -15,6 +15,13 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from ptuning.backbones import Backbone, load_backbone
+from ptuning.checkpoints import (
+    Checkpointer,
+    CheckpointOnSignal,
+    latest_checkpoint,
+    load_cell_state,
+    quiet_frozen_keys,
+)
 from ptuning.config import LoggerName, Precision, Scheduler, Selection, Settings
 from ptuning.methods import build_method
 from ptuning.model import PromptedModel
@@ -81,14 +88,15 @@ class Experiment:
                      "max_length": self.max_length, "split_note": self.splits.note},
         }
 
-    def start_tracking(self, runs_dir: Path, record: dict[str, Any]) -> WandbRun | None:
+    def start_tracking(self, runs_dir: Path, record: dict[str, Any], run_id: str | None) -> WandbRun | None:
+        """The cell's W&B run (``run_id``: the run an interrupted attempt began, resumed)."""
         logger = self.settings.logger
         if logger.name is LoggerName.none:
             return None
         cell = record["cell"]
         return WandbRun(logger, runs_dir, name=f"{cell['task']}-{cell['model']}-{cell['method']}-s{cell['seed']}",
                         group=self.settings.group, tags=[cell["method"], cell["model"], cell["task"]],
-                        config=record["config"])
+                        config=record["config"], run_id=run_id)
 
     def _hf_scheduler(self) -> str:
         """The Trainer's scheduler name (exponential runs as constant plus our own LambdaLR)."""
@@ -99,7 +107,7 @@ class Experiment:
             return "constant_with_warmup"  # HF's "constant" ignores warmup
         return train.scheduler.value
 
-    def _trainer(self, directory: Path, selector: Selector) -> Trainer:
+    def _trainer(self, directory: Path, callbacks: list[Any]) -> Trainer:
         train = self.settings.train
         lr = self.settings.lr
         use_cuda = torch.cuda.is_available()
@@ -124,7 +132,7 @@ class Experiment:
             schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.95 ** (step // per_epoch))
             optimizers = (optimizer, schedule)
         return Trainer(model=self.model, args=args, train_dataset=self.encoded["train"].features,
-                       data_collator=selector.collator, callbacks=[selector], optimizers=optimizers)
+                       data_collator=callbacks[0].collator, callbacks=callbacks, optimizers=optimizers)
 
     def train_and_evaluate(self, directory: Path, tracker: WandbRun | None) -> dict[str, Any]:
         """Train, select the checkpoint, save the small artefact; return record fields."""
@@ -139,12 +147,26 @@ class Experiment:
             log=tracker.log if tracker else None,
             keep_state=self.model.artefact_state if keeps_state else None,
         )
-        trainer = self._trainer(directory, selector)
-        device = trainer.args.device
+        checkpoint = latest_checkpoint(directory) if train.checkpoint_steps is not None else None
+        seconds_before = 0.0
+        if checkpoint is not None:
+            saved = load_cell_state(checkpoint)
+            selector.restore(saved["selector"])
+            seconds_before = float(saved["seconds"])
+            print(f"[resume] {directory}: from {checkpoint.name}", flush=True)
         start = time.perf_counter()
-        with PeakMemory(device) as memory:
-            trainer.train()
-        total = time.perf_counter() - start
+        on_signal = CheckpointOnSignal()
+        callbacks: list[Any] = [selector]
+        if train.checkpoint_steps is not None:
+            callbacks.append(Checkpointer(
+                directory, int(train.checkpoint_steps),
+                lambda: {"selector": selector.state(), "seconds": seconds_before + time.perf_counter() - start},
+                selector.evaluated_at, on_signal))
+        trainer = self._trainer(directory, callbacks)
+        device = trainer.args.device
+        with PeakMemory(device) as memory, on_signal.installed(), quiet_frozen_keys(self.model):
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        total = seconds_before + time.perf_counter() - start
         chosen = selector.chosen
         if chosen is None:
             raise RuntimeError("no evaluation happened")
@@ -167,7 +189,8 @@ class Experiment:
             "cost": {"train_seconds": round(total - selector.eval_seconds, 3),
                      "eval_seconds": round(selector.eval_seconds, 3), "peak_memory_mb": round(memory.peak, 1),
                      "device": str(device), "threads": torch.get_num_threads(),
-                     "steps": trainer.state.global_step},
+                     "steps": trainer.state.global_step,
+                     "resumed_from_step": int(checkpoint.name.split("-")[1]) if checkpoint else None},
         }
         params = self.model.parameter_counts()
         if selector.chosen_state is not None:

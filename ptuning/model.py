@@ -58,6 +58,10 @@ class PromptedModel(nn.Module):
     the method inserts, so data collation and metrics are method-agnostic.
     """
 
+    #: read by ``Trainer`` when a resumed checkpoint lacks keys (a checkpoint keeps only the
+    #: trainable state, :mod:`ptuning.checkpoints`); None: nothing is tied, just warn
+    _keys_to_ignore_on_save: list[str] | None = None
+
     def __init__(self, backbone: Backbone, method: Method, head: str, num_labels: int,
                  head_dropout: float | None = None) -> None:
         super().__init__()

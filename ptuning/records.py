@@ -110,7 +110,10 @@ class Record:
     - ``metrics`` / ``test_metrics``: metric -> value (0-100) at the selected evaluation
     - ``history``: every evaluation (epoch, step, ``<split>/<metric>``)
     - ``selection``: rule, metric, split, epoch, step, n_evals, note
-    - ``cost``: train/eval seconds, peak memory (MB), device, threads, steps
+    - ``cost``: train/eval seconds (summed over attempts), peak memory (MB), device, threads,
+      steps, ``resumed_from_step`` (the checkpoint the last attempt started from, or null)
+    - ``wandb``: run_id, project, mode of the cell's one W&B run (kept across resumed
+      attempts), or null without a W&B logger
     - ``artefact``: file name and bytes of the trained prompt/prefix/adapter + head, or null
     - ``error``: null, or type, message and the last traceback lines of a failed run
     - ``config``: the composed config that ran (resolved); ``env``: package versions, git
@@ -133,6 +136,7 @@ class Record:
     history: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
+    wandb: dict[str, Any] | None = None
     artefact: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=lambda: environment())
@@ -142,7 +146,7 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         order = ("schema_version", "status", "group", "cell", "identity", "task", "model", "method",
                  "params", "data", "metrics", "test_metrics", "history", "selection", "cost",
-                 "artefact", "error", "config", "env", "created", "updated")
+                 "wandb", "artefact", "error", "config", "env", "created", "updated")
         raw = dataclasses.asdict(self)
         return {key: raw[key] for key in order}
 
@@ -243,16 +247,12 @@ def find_records(runs_dir: str | Path) -> list[Path]:
     return sorted(root.rglob(RECORD_FILE))
 
 
-def completed_record(directory: Path) -> dict[str, Any] | None:
-    """The record in ``directory`` if that run completed (a failed or running one reruns)."""
-    path = directory / RECORD_FILE
-    if not path.exists():
-        return None
+def previous_record(directory: Path) -> dict[str, Any] | None:
+    """The record an earlier attempt of this cell left (any status), or None."""
     try:
-        record = load_record(path)
+        return load_record(directory / RECORD_FILE)
     except RecordError:
         return None
-    return record if record["status"] == "completed" else None
 
 
 # --------------------------------------------------------------------------- environment

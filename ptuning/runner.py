@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ptuning.backbones import FAMILIES, backbone_config, max_positions
+from ptuning.checkpoints import remove_checkpoints
 from ptuning.config import (
     CellConfig,
     Precision,
@@ -30,7 +31,7 @@ from ptuning.config import (
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
 from ptuning.experiment import Experiment
 from ptuning.methods import METHODS
-from ptuning.records import Cell, Identity, Record, cell_dir, completed_record
+from ptuning.records import Cell, Identity, Record, cell_dir, previous_record
 from ptuning.tasks import Task, get_task
 from ptuning.tasks.data import Splits, read_splits
 
@@ -165,13 +166,16 @@ def _failed(record: Record, directory: Path, err: BaseException) -> Outcome:
 
 def run_cell(cfg: DictConfig) -> Outcome:
     """Train and evaluate one cell and write its record; a completed cell is skipped unless
-    ``redo=true``. Bad input raises :class:`SetupError` with nothing written; a failure once
+    ``redo=true``, an interrupted one resumes from its latest checkpoint. Bad input raises :class:`SetupError` with nothing written; a failure once
     the cell is placed (a diverging loss, a bug) is returned as a ``failed`` outcome."""
     prepared = prepare(cfg)
     directory = prepared.directory
-    done = None if cfg.redo else completed_record(directory)
-    if done is not None:
-        return Outcome(prepared.cell, "skipped", directory, done)
+    previous = previous_record(directory)
+    if cfg.redo:
+        remove_checkpoints(directory)
+        previous = None
+    elif previous is not None and previous["status"] == "completed":
+        return Outcome(prepared.cell, "skipped", directory, previous)
     record = _new_record(cfg, prepared)
     try:
         experiment = Experiment.build(prepared.settings, prepared.task, prepared.splits, prepared.max_length,
@@ -184,12 +188,17 @@ def run_cell(cfg: DictConfig) -> Outcome:
     for key, value in described.items():
         setattr(record, key, {**getattr(record, key), **value} if isinstance(value, dict) else value)
     record.save(directory)
-    tracker = experiment.start_tracking(Path(cfg.paths.runs_dir), record.to_dict())
+    run_id = ((previous or {}).get("wandb") or {}).get("run_id")  # an interrupted attempt's run
+    tracker = experiment.start_tracking(Path(cfg.paths.runs_dir), record.to_dict(), run_id)
+    if tracker is not None:
+        record.wandb = tracker.describe()
+        record.save(directory)
     try:
         for key, value in experiment.train_and_evaluate(directory, tracker).items():
             setattr(record, key, value)
         record.status = "completed"
         record.save(directory)
+        remove_checkpoints(directory)  # the record and the artefact are all a completed cell keeps
         return Outcome(prepared.cell, "completed", directory, record.to_dict())
     except Exception as err:  # a failed cell must not stop the rest of a grid
         return _failed(record, directory, err)

@@ -33,24 +33,32 @@ class WandbRun:
     """A W&B run for one cell; always finished, even when the cell fails."""
 
     def __init__(self, logger_cfg: Any, run_dir: Path, name: str, group: str, tags: list[str],
-                 config: dict[str, Any]) -> None:
+                 config: dict[str, Any], run_id: str | None = None) -> None:
+        """``run_id``: continue that run (a resumed cell keeps one W&B run); None: a new id."""
         import wandb
 
         self._wandb = wandb
-        mode = resolve_mode(str(getattr(logger_cfg.mode, "value", logger_cfg.mode)))
+        self.mode = resolve_mode(str(getattr(logger_cfg.mode, "value", logger_cfg.mode)))
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            project=logger_cfg.project, entity=logger_cfg.entity,
-            group=group, name=name, tags=tags, config=config, dir=str(run_dir), mode=mode,
+            project=logger_cfg.project, entity=logger_cfg.entity, id=run_id,
+            resume="allow", group=group, name=name, tags=tags, config=config, dir=str(run_dir), mode=self.mode,
             reinit="finish_previous", settings=wandb.Settings(init_timeout=90, silent=True),
         )
+
+    def describe(self) -> dict[str, Any]:
+        """The record's ``wandb`` field."""
+        return {"run_id": self.run.id, "project": self.run.project, "mode": self.mode}
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)
 
     def finish(self, record: dict[str, Any]) -> None:
-        """Store the result record in the run summary and close the run."""
+        """Store the result record in the run summary and close the run (marked preempting
+        when the cell was interrupted, so the resumed attempt continues it)."""
         self.run.summary["result"] = record
         for name, value in record.get("metrics", {}).items():
             self.run.summary[f"final/{name}"] = value
+        if record["status"] == "running":  # interrupted (preempted, timed out): resumed later
+            self.run.mark_preempting()
         self.run.finish(exit_code=0 if record["status"] == "completed" else 1)

@@ -4,6 +4,7 @@ checkpoint selection."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -148,6 +149,22 @@ class Selector(TrainerCallback):
             self.chosen = current
             if self.keep_state is not None:
                 self.chosen_state = copy.deepcopy(self.keep_state())
+
+    def evaluated_at(self, step: int) -> bool:
+        return bool(self.history) and self.history[-1].step == step
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the selector (see :mod:`ptuning.checkpoints`)."""
+        chosen = next((i for i, e in enumerate(self.history) if e is self.chosen), None)
+        return {"history": [dataclasses.asdict(e) for e in self.history], "chosen": chosen,
+                "chosen_state": self.chosen_state, "eval_seconds": self.eval_seconds}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`state` as saved in a checkpoint."""
+        self.history = [Evaluation(**e) for e in saved["history"]]
+        self.chosen = self.history[saved["chosen"]] if saved["chosen"] is not None else None
+        self.chosen_state = saved["chosen_state"]
+        self.eval_seconds = float(saved["eval_seconds"])
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         if not self.eval_steps:

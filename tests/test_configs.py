@@ -122,7 +122,8 @@ def test_logger_config(name):
 def test_launcher_config(name):
     cfg = _compose([f"+launcher={name}"], hydra=True)
     target = cfg.hydra.launcher._target_
-    expected = {"basic": "BasicLauncher", "joblib": "JoblibLauncher", "slurm": "SlurmLauncher"}
+    expected = {"basic": "BasicLauncher", "joblib": "JoblibLauncher", "slurm": "SlurmLauncher",
+                "submitit_local": "LocalLauncher"}
     assert target.endswith(expected[name])
 
 

@@ -174,12 +174,14 @@ def test_identity_follows_the_data_not_its_folder(tmp_path, data_dir):
 # ---------------------------------------------------------------- skip, redo, failures
 
 
-def test_completed_cell_is_skipped_and_redo_reruns(tmp_path):
+def test_completed_cell_is_skipped_and_redo_reruns(tmp_path, monkeypatch):
     cfg = _cell(tmp_path, "method=prompt_tuning", "method.length=3")
     first = run_cell(cfg)
     path = first.directory / RECORD_FILE
     stamp = path.stat().st_mtime_ns
-    again = run_cell(_cell(tmp_path, "method=prompt_tuning", "method.length=3", "train.threads=1"))
+    with monkeypatch.context() as patch:  # a skipped cell loads no weights
+        patch.setattr("ptuning.experiment.load_backbone", lambda *a: pytest.fail("weights loaded"))
+        again = run_cell(_cell(tmp_path, "method=prompt_tuning", "method.length=3", "train.threads=1"))
     assert again.status == "skipped" and again.record == json.loads(json.dumps(first.record))
     assert path.stat().st_mtime_ns == stamp
     rerun = run_cell(_cell(tmp_path, "method=prompt_tuning", "method.length=3", "redo=true"))
@@ -395,13 +397,19 @@ def test_a_typo_in_a_per_cell_file_stops_the_grid_before_any_cell_runs(tmp_path)
     assert not list(runs.rglob(RECORD_FILE))  # the prompt_tuning cell before it did not run either
 
 
-def test_multirun_joblib_launcher(tmp_path):
-    """Two cells in two joblib worker processes, in the folders a basic run would use."""
+@pytest.mark.parametrize(("launcher", "banner"), [
+    ("joblib", "Joblib.Parallel(n_jobs=2"),
+    ("submitit_local", "Submitit 'local' sweep output dir"),  # the SLURM code path on one machine
+])
+def test_multirun_launchers(tmp_path, launcher, banner):
+    """Two cells in worker processes, in the folders a basic run would use; the same grid
+    again trains nothing."""
     methods = ["prompt_tuning", "lora"]
-    out = _cli(tmp_path, "-m", f"method={','.join(methods)}", *TINY, "task=rte", "train.max_steps=2",
-               "train.threads=1", "+launcher=joblib")
+    grid = ["-m", f"method={','.join(methods)}", *TINY, "task=rte", "train.max_steps=2", "train.threads=1",
+            f"+launcher={launcher}"]
+    out = _cli(tmp_path, *grid)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "Joblib.Parallel(n_jobs=2" in out.stdout + out.stderr
+    assert banner in out.stdout + out.stderr
     assert "[grid] 2 cells: 2 completed" in out.stdout
     records = _records(tmp_path)
     assert sorted(r["cell"]["method"] for r in records) == sorted(methods)
@@ -410,6 +418,8 @@ def test_multirun_joblib_launcher(tmp_path):
                         f"paths.runs_dir={tmp_path}"])
         assert prepare(cfg).directory == tmp_path / "adhoc" / "rte" / "tiny_bert" / record["cell"]["method"] \
             / f"seed0-{record['identity']['variant']}"
+    again = _cli(tmp_path, *grid)
+    assert again.returncode == 0 and "[grid] 2 cells: 2 skipped" in again.stdout, again.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- W&B offline, real data

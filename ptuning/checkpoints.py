@@ -1,0 +1,215 @@
+"""Resumable training state of one cell, and checkpoint-on-signal for preempted jobs.
+
+A checkpoint lives in the cell's own folder, ``<cell>/checkpoints/checkpoint-<step>/``, in the
+layout that ``Trainer.train(resume_from_checkpoint=...)`` reads (transformers 5.x):
+
+- ``model.safetensors``: the trainable state only for a frozen-backbone method (prompt,
+  prefix, adapter and head, never a copy of the frozen backbone); everything for fine-tuning
+- ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` (python, numpy, torch CPU and CUDA
+  generators), ``trainer_state.json`` (the step, the epoch, the log history)
+- ``cell_state.pt``: what the Trainer does not own: the selector's evaluations, the chosen
+  evaluation and its weights, and the seconds spent before the interruption
+
+It is written into a hidden temporary folder and renamed into place, so a job killed while
+writing leaves no half checkpoint that a rerun could pick; only the newest complete one is
+kept, and a completed cell's checkpoints are removed (its record and artefact are all it
+needs). Checkpoints are written every ``train.checkpoint_steps`` optimizer steps and after
+each evaluation; ``train.checkpoint_steps=null`` writes none.
+
+On SLURM (submitit), the job receives a signal before its time limit or on preemption.
+:class:`CheckpointOnSignal` turns that signal into a request: the training loop writes a
+checkpoint at the end of the current step and then hands the signal to the handler that
+was installed before (submitit's, which requeues the job and exits); the requeued job
+resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from transformers import TrainerCallback
+
+from ptuning.model import PromptedModel
+
+CHECKPOINTS_DIR = "checkpoints"
+CELL_STATE_FILE = "cell_state.pt"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+#: the signals a scheduler sends before stopping a job: submitit's timeout/preemption signal
+#: (``SIGUSR2`` unless ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise) and a plain ``SIGTERM``
+INTERRUPT_SIGNALS = ("SIGUSR2", "SIGTERM")
+
+
+def latest_checkpoint(cell_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a cell, or None."""
+    folder = cell_dir / CHECKPOINTS_DIR
+    if not folder.is_dir():
+        return None
+    steps = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+    return max(steps)[1] if steps else None
+
+
+def remove_checkpoints(cell_dir: Path) -> None:
+    """Delete a cell's checkpoints (a completed cell, or a rerun asked to start over)."""
+    shutil.rmtree(cell_dir / CHECKPOINTS_DIR, ignore_errors=True)
+
+
+def trainable_state(model: PromptedModel) -> dict[str, torch.Tensor]:
+    """The state a checkpoint must keep: every parameter that trains (model-level names)."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in trainable}
+
+
+def load_cell_state(checkpoint: Path) -> dict[str, Any]:
+    return torch.load(checkpoint / CELL_STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.random.get_rng_state()
+    return state
+
+
+class Checkpointer(TrainerCallback):
+    """Writes the cell's checkpoint every ``every`` steps (0: only after evaluations) and
+    after each evaluation; must come after the selector in the Trainer's callbacks.
+
+    ``cell_state`` returns what the cell adds to a checkpoint (selector history and choice,
+    elapsed seconds); ``evaluated_at`` says whether the selector evaluated at a step."""
+
+    def __init__(self, cell_dir: Path, every: int, cell_state: Callable[[], dict[str, Any]],
+                 evaluated_at: Callable[[int], bool], on_signal: CheckpointOnSignal | None = None) -> None:
+        self.folder = cell_dir / CHECKPOINTS_DIR
+        self.every, self.cell_state, self.evaluated_at, self.on_signal = every, cell_state, evaluated_at, on_signal
+        self.saved_step: int | None = None
+
+    def save(self, state: Any, model: PromptedModel, optimizer: Any, lr_scheduler: Any) -> Path:
+        """Write ``checkpoint-<global step>`` atomically and drop the older ones."""
+        step = state.global_step
+        final = self.folder / f"checkpoint-{step}"
+        tmp = self.folder / f".checkpoint-{step}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(trainable_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(_rng_state(), tmp / "rng_state.pth")
+        torch.save(self.cell_state(), tmp / CELL_STATE_FILE)
+        state.save_to_json(str(tmp / "trainer_state.json"))
+        if final.exists():  # the same step again (an evaluation after a periodic save)
+            stale = self.folder / f".checkpoint-{step}.stale-{os.getpid()}"
+            final.rename(stale)
+            tmp.rename(final)
+            shutil.rmtree(stale)
+        else:
+            tmp.rename(final)
+        for old in self.folder.iterdir():
+            match = _NAME.match(old.name)
+            if old != final and (match and int(match.group(1)) < step or ".partial-" in old.name):
+                shutil.rmtree(old, ignore_errors=True)
+        self.saved_step = step
+        return final
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        step = state.global_step
+        epoch_ends = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-9
+        due = (self.every and step % self.every == 0) or self.evaluated_at(step)
+        signalled = self.on_signal is not None and self.on_signal.pending is not None
+        if signalled or (due and not epoch_ends):  # at an epoch end, on_epoch_end saves after evaluating
+            path = self.save(state, model, optimizer, lr_scheduler)
+        if signalled:
+            name = signal.Signals(self.on_signal.pending).name
+            print(f"[checkpoint] {path.name} written; passing {name} on", flush=True)
+            self.on_signal.forward()
+
+    def on_epoch_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        if self.saved_step != state.global_step or self.evaluated_at(state.global_step):
+            self.save(state, model, optimizer, lr_scheduler)
+
+
+class CheckpointOnSignal:
+    """Defers :data:`INTERRUPT_SIGNALS` until the next step end, where a checkpoint is written
+    and the signal goes on to the handler installed before (submitit requeues the job; with
+    the default handler the process ends as the signal says)."""
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _request(self, signum: int, frame: Any) -> None:
+        print(f"[checkpoint] {signal.Signals(signum).name} received: checkpointing at the end of this step",
+              flush=True)
+        self.pending = signum
+
+    @contextmanager
+    def installed(self) -> Iterator[CheckpointOnSignal]:
+        """Install the deferring handlers for the block (main thread only; a no-op elsewhere)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        signums = [getattr(signal, name) for name in INTERRUPT_SIGNALS if hasattr(signal, name)]
+        preempt = os.environ.get("SUBMITIT_PREEMPT_SIGNAL")
+        if preempt and hasattr(signal, f"SIG{preempt}"):
+            signums.append(getattr(signal, f"SIG{preempt}"))
+        for signum in dict.fromkeys(signums):
+            self._previous[signum] = signal.signal(signum, self._request)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+            self._previous.clear()
+
+    def forward(self) -> None:
+        """Hand the pending signal to the previous handler (called after the checkpoint)."""
+        signum, self.pending = self.pending, None
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, None)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
+class _MissingFrozenKeys(logging.Filter):
+    """Drops the Trainer's warning that a checkpoint lacks the frozen backbone's weights
+    (a checkpoint keeps the trainable state only, by design)."""
+
+    def __init__(self, frozen: set[str]) -> None:
+        super().__init__()
+        self.frozen = frozen
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        prefix = "There were missing keys in the checkpoint model loaded: "
+        if not message.startswith(prefix):
+            return True
+        return not set(re.findall(r"'([^']+)'", message[len(prefix):])) <= self.frozen
+
+
+@contextmanager
+def quiet_frozen_keys(model: PromptedModel) -> Iterator[None]:
+    """While resuming: silence the missing-key warning for exactly the frozen parameters."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    frozen |= {name for name, _ in model.named_buffers()}
+    log = logging.getLogger("transformers.trainer")
+    quiet = _MissingFrozenKeys(frozen)
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
