@@ -185,6 +185,8 @@ class ModelConfig:
     #: --hidden_dropout_prob it acts on the backbone, on the prefix and on the head
     dropout: float | None = None
     init_seed: int = 0
+    #: run modelling code shipped with the checkpoint (config.json ``auto_map``); refused otherwise
+    trust_remote_code: bool = False
     attention: Attention = field(default=Attention.sdpa, metadata=NOT_IDENTITY)
     gradient_checkpointing: bool = field(default=False, metadata=NOT_IDENTITY)
 

@@ -171,6 +171,37 @@ def _location(cfg: Any) -> tuple[str, str]:
     return str(_minilm_dir(_cache_dir())), "the MiniLM package"
 
 
+#: keys of the 2021 GLM's ``config.json`` (THUDM/GLM, remote code; e.g. THUDM/glm-2b) that the
+#: GLM-4 config transformers maps ``model_type: glm`` to does not know
+LEGACY_GLM_KEYS = ("num_layers", "block_position_encoding", "max_sequence_length")
+
+
+def check_checkpoint_code(name: str, raw: dict[str, Any], trust_remote_code: bool) -> None:
+    """Refuse a checkpoint that would load code or a config class other than its own.
+
+    - ``auto_map`` in ``config.json``: the checkpoint ships its own modelling code, which runs
+      only with ``model.trust_remote_code=true``.
+    - ``model_type: glm`` with the 2021 GLM's keys: transformers (>= 4.46) maps ``glm`` to the
+      unrelated GLM-4 and would build it with GLM-4 defaults (for glm-2b: 40 layers, not its
+      ``num_layers`` 36), so it is refused whatever ``trust_remote_code`` says when its own code
+      is not what would load.
+    """
+    model_type = raw.get("model_type")
+    legacy_glm = model_type == "glm" and any(key in raw for key in LEGACY_GLM_KEYS)
+    if raw.get("auto_map") and not trust_remote_code:
+        raise ConfigError(
+            f"model={name}: the checkpoint ships its own modelling code (config.json auto_map: "
+            f"{sorted(raw['auto_map'])}); this suite runs it only with model.trust_remote_code=true "
+            "(read that code first)" + (" - note: this is the 2021 GLM, whose model_type 'glm' transformers "
+                                        "maps to GLM-4; loaded without its own code it would be a GLM-4 with "
+                                        "wrong defaults" if legacy_glm else ""))
+    if legacy_glm and not (trust_remote_code and raw.get("auto_map")):
+        raise ConfigError(
+            f"model={name}: config.json says model_type 'glm' with the 2021 GLM's keys "
+            f"({', '.join(k for k in LEGACY_GLM_KEYS if k in raw)}): transformers maps 'glm' to the unrelated "
+            f"GLM-4, which would load with GLM-4 defaults (num_layers {raw.get('num_layers')} ignored); refused")
+
+
 def backbone_config(cfg: Any) -> PretrainedConfig:
     """The transformers config of a ``conf/model`` config, without loading any weights;
     checks that the family is supported."""
@@ -180,10 +211,17 @@ def backbone_config(cfg: Any) -> PretrainedConfig:
         config = AutoConfig.for_model(**options)
     else:
         location, where = _location(cfg)
+        trust = bool(getattr(cfg, "trust_remote_code", False))
         try:
-            config = AutoConfig.from_pretrained(location)
+            raw, _ = PretrainedConfig.get_config_dict(location)
+            check_checkpoint_code(cfg.name, raw, trust)
+            config = AutoConfig.from_pretrained(location, trust_remote_code=trust)
         except OSError as err:
             raise _unavailable(cfg.name, where, location, err) from err
+        if trust and raw.get("auto_map") and config.model_type not in FAMILIES:
+            raise ConfigError(f"model={cfg.name}: its own code loaded a {type(config).__name__} "
+                              f"(model_type {config.model_type!r}); the deep-prompt mechanism supports only "
+                              f"transformers' built-in families: {', '.join(FAMILIES)}")
     if config.model_type not in FAMILIES:
         raise ConfigError(f"model={cfg.name}: family {config.model_type!r} is not supported; "
                           f"supported: {', '.join(FAMILIES)}")
@@ -215,8 +253,9 @@ def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
     else:
         location, where = _location(cfg)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModel.from_pretrained(location, config=config)
+            trust = bool(getattr(cfg, "trust_remote_code", False))  # checked by backbone_config
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust)
+            model = AutoModel.from_pretrained(location, config=config, trust_remote_code=trust)
         except OSError as err:
             raise _unavailable(cfg.name, where, location, err) from err
     family = model.config.model_type
