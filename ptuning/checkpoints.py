@@ -173,6 +173,9 @@ class CheckpointOnSignal:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)
             self._previous.clear()
+            if self.pending is not None:  # arrived after the last step: the signal is not swallowed
+                signum, self.pending = self.pending, None
+                os.kill(os.getpid(), signum)
 
     def forward(self) -> None:
         """Hand the pending signal to the previous handler (called after the checkpoint)."""

@@ -18,7 +18,13 @@ from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from safetensors import safe_open
 
-from ptuning.checkpoints import CHECKPOINTS_DIR, Checkpointer, latest_checkpoint, trainable_state
+from ptuning.checkpoints import (
+    CHECKPOINTS_DIR,
+    Checkpointer,
+    CheckpointOnSignal,
+    latest_checkpoint,
+    trainable_state,
+)
 from ptuning.experiment import Experiment
 from ptuning.records import RECORD_FILE, load_record
 from ptuning.runner import run_cell
@@ -148,6 +154,21 @@ def test_redo_starts_over_without_the_checkpoints(tmp_path, monkeypatch):
             run_cell(_compose(overrides))
     outcome = run_cell(_compose([*overrides, "redo=true"]))
     assert outcome.status == "completed" and outcome.record["cost"]["resumed_from_step"] is None
+
+
+def test_a_signal_after_the_last_step_still_reaches_the_previous_handler():
+    """No step end comes to write a checkpoint: leaving the block re-delivers the signal."""
+    received: list[int] = []
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        with CheckpointOnSignal().installed() as on_signal:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.01)
+            assert on_signal.pending == signal.SIGUSR2 and not received  # deferred
+        time.sleep(0.01)
+        assert received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, before)
 
 
 # ---------------------------------------------------------------- a real process, killed
