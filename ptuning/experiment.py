@@ -3,6 +3,7 @@ head and encoded splits; training with the Hugging Face Trainer and checkpoint s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -107,7 +108,7 @@ class Experiment:
             return "constant_with_warmup"  # HF's "constant" ignores warmup
         return train.scheduler.value
 
-    def _trainer(self, directory: Path, callbacks: list[Any]) -> Trainer:
+    def _trainer(self, directory: Path, selector: Selector, checkpointer: Checkpointer | None) -> Trainer:
         train = self.settings.train
         lr = self.settings.lr
         use_cuda = torch.cuda.is_available()
@@ -132,7 +133,8 @@ class Experiment:
             schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.95 ** (step // per_epoch))
             optimizers = (optimizer, schedule)
         return Trainer(model=self.model, args=args, train_dataset=self.encoded["train"].features,
-                       data_collator=callbacks[0].collator, callbacks=callbacks, optimizers=optimizers)
+                       data_collator=selector.collator, optimizers=optimizers,
+                       callbacks=[selector] + ([checkpointer] if checkpointer else []))  # selector first
 
     def train_and_evaluate(self, directory: Path, tracker: WandbRun | None) -> dict[str, Any]:
         """Train, select the checkpoint, save the small artefact; return record fields."""
@@ -156,15 +158,16 @@ class Experiment:
             print(f"[resume] {directory}: from {checkpoint.name}", flush=True)
         start = time.perf_counter()
         on_signal = CheckpointOnSignal()
-        callbacks: list[Any] = [selector]
+        checkpointer = None
         if train.checkpoint_steps is not None:
-            callbacks.append(Checkpointer(
+            checkpointer = Checkpointer(
                 directory, int(train.checkpoint_steps),
                 lambda: {"selector": selector.state(), "seconds": seconds_before + time.perf_counter() - start},
-                selector.evaluated_at, on_signal))
-        trainer = self._trainer(directory, callbacks)
+                selector.evaluated_at, on_signal)
+        trainer = self._trainer(directory, selector, checkpointer)
         device = trainer.args.device
-        with PeakMemory(device) as memory, on_signal.installed(), quiet_frozen_keys(self.model):
+        signals = on_signal.installed() if checkpointer else contextlib.nullcontext()  # no checkpoint: signals act at once
+        with PeakMemory(device) as memory, signals, quiet_frozen_keys(self.model):
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         total = seconds_before + time.perf_counter() - start
         chosen = selector.chosen
