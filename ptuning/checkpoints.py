@@ -31,6 +31,7 @@ import random
 import re
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,8 +157,6 @@ class CheckpointOnSignal:
     @contextmanager
     def installed(self) -> Iterator[CheckpointOnSignal]:
         """Install the deferring handlers for the block (main thread only; a no-op elsewhere)."""
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             yield self
             return

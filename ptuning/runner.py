@@ -187,12 +187,11 @@ def run_cell(cfg: DictConfig) -> Outcome:
     described = experiment.describe()
     for key, value in described.items():
         setattr(record, key, {**getattr(record, key), **value} if isinstance(value, dict) else value)
-    record.save(directory)
     run_id = ((previous or {}).get("wandb") or {}).get("run_id")  # an interrupted attempt's run
     tracker = experiment.start_tracking(Path(cfg.paths.runs_dir), record.to_dict(), run_id)
     if tracker is not None:
         record.wandb = tracker.describe()
-        record.save(directory)
+    record.save(directory)
     try:
         for key, value in experiment.train_and_evaluate(directory, tracker).items():
             setattr(record, key, value)

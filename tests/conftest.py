@@ -11,6 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from ptuning.config import ModelConfig  # noqa: E402
@@ -26,6 +27,12 @@ def model_cfg(name: str, **overrides):
     """The ``conf/model/<name>.yaml`` config on its schema, with overrides applied."""
     schema = OmegaConf.structured(ModelConfig)
     return OmegaConf.merge(schema, OmegaConf.load(CONF / "model" / f"{name}.yaml"), overrides)
+
+
+def compose_config(overrides: list[str], hydra: bool = False):
+    """``conf/config.yaml`` composed with ``overrides`` (and the ``hydra`` node when asked)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 def method_cfg(name: str, **overrides) -> dict:

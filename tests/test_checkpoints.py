@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CONF, ROOT
-from hydra import compose, initialize_config_dir
+from conftest import ROOT
+from conftest import compose_config as _compose
 from safetensors import safe_open
 
 from ptuning.checkpoints import (
@@ -34,10 +34,6 @@ CELL = ["model=tiny_bert", "task=rte", "data.source=synthetic", "data.synthetic_
         "data.synthetic_eval=16", "train.batch_size=8", "train.epochs=3", "train.checkpoint_steps=5",
         "train.threads=1"]
 
-
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 def _record(runs_dir: Path) -> dict:
@@ -220,8 +216,7 @@ def test_a_killed_process_resumes_with_one_record_and_one_wandb_run(tmp_path):
     assert record["cost"]["resumed_from_step"] >= stopped_at
     assert record["wandb"]["run_id"] == interrupted["wandb"]["run_id"]
     run_dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(run_dirs) == 2 and all(d.name.split("-")[-1] == record["wandb"]["run_id"]
-                                      or d.name.split("-")[-2] == record["wandb"]["run_id"] for d in run_dirs)
+    assert len(run_dirs) == 2 and all(record["wandb"]["run_id"] in d.name for d in run_dirs)
     assert [e["step"] for e in record["history"]] == [150, 300]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import CONF, ROOT, TINY_MODELS
+from conftest import compose_config as _compose
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -30,10 +31,6 @@ REFERENCE = Path(os.environ.get("PTUNING_REFERENCE_DIR", ROOT.parent / "shared" 
 def _names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
-
-def _compose(overrides: list[str], hydra: bool = False):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 def _preset_overrides(preset: str) -> list[str]:

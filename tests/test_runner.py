@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, ROOT
-from hydra import compose, initialize_config_dir
+from conftest import ROOT
+from conftest import compose_config as _compose
 from hydra.errors import ConfigCompositionException
 from safetensors import safe_open
 
@@ -31,10 +31,6 @@ from ptuning.tasks import TASKS, get_task
 TINY = ["model=tiny_bert", "data.source=synthetic", "data.synthetic_train=16",
         "data.synthetic_eval=8", "logger=none"]
 
-
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 def _cell(tmp_path: Path, *extra: str):

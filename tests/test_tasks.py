@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CONF, model_cfg
-from hydra import compose, initialize_config_dir
+from conftest import compose_config as _compose
 
 from ptuning.backbones import load_backbone
 from ptuning.config import DataConfig, DataSource
@@ -547,10 +547,6 @@ def test_local_needs_files(tmp_path):
 
 
 # ---------------------------------------------------------------- one step per (method, family)
-
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 FAMILY_TASK = {"superglue": "rte", "multiple_choice": "copa", "ner": "conll2003", "qa": "squad"}
