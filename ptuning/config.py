@@ -171,6 +171,27 @@ class DataConfig:
 
 
 @dataclass
+class ResourcesConfig:
+    """What one cell of a backbone asks a cluster for (``experiments/launch.py`` hands it to
+    the SLURM launcher, one job array per resource shape); override per run, e.g.
+    ``model.resources.gpus=4``."""
+
+    #: GPUs of one node for methods that train the backbone (fine-tuning is sharded over them
+    #: with FSDP, one process per GPU)
+    gpus: int = 1
+    #: GPUs for methods that keep the backbone frozen (prompts, prefixes, LoRA)
+    gpus_frozen: int = 1
+    cpus_per_gpu: int = 8
+    mem_gb_per_gpu: int = 64
+    #: wall-clock limit of one job in minutes; a cell that needs longer is requeued and resumes
+    time_min: int = 1440
+
+    def check(self) -> None:
+        for name in ("gpus", "gpus_frozen", "cpus_per_gpu", "mem_gb_per_gpu", "time_min"):
+            require(getattr(self, name) >= 1, f"model.resources.{name}", getattr(self, name), "an integer >= 1")
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     #: shown in tables and figures (null: the config name)
@@ -189,8 +210,14 @@ class ModelConfig:
     trust_remote_code: bool = False
     attention: Attention = field(default=Attention.sdpa, metadata=NOT_IDENTITY)
     gradient_checkpointing: bool = field(default=False, metadata=NOT_IDENTITY)
+    #: the backbone's parameter count as its name or paper states it (the dry run's cost model
+    #: reads no weights); null: counted from the config (tiny and package models)
+    params: float | None = field(default=None, metadata=NOT_IDENTITY)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig, metadata=NOT_IDENTITY)
 
     def check(self) -> None:
+        self.resources.check()
+        require(self.params is None or self.params >= 1, "model.params", self.params, "null or a count >= 1")
         require(self.dropout is None or 0 <= self.dropout < 1, "model.dropout", self.dropout, "null or 0 <= p < 1")
         if self.source is ModelSource.hub:
             require(bool(self.hf_name or self.path), "model.hf_name", self.hf_name,
