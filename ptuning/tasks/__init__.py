@@ -36,6 +36,21 @@ class Encoded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TaskSize:
+    """How big a task's full data is, for the cost model of a dry run (:mod:`ptuning.cost`),
+    which reads no data. Rows are the task's canonical rows (MultiRC: one per answer)."""
+
+    train_rows: int
+    #: validation rows, plus test rows when the task reports test (scored at every evaluation)
+    eval_rows: int
+    #: padded tokens the model reads per row (every choice, candidate or window of the row):
+    #: :func:`ptuning.cost.tokens_per_row` with MiniLM's WordPiece at the task's max_length
+    tokens_per_row: float
+    #: where the counts come from
+    source: str
+
+
 class Task:
     """One benchmark task: data, preprocessing and metrics."""
 
@@ -72,6 +87,8 @@ class Task:
     synthetic_rule: ClassVar[str] = ""
     #: synthetic labels are balanced over this many classes (1: the row decides)
     synthetic_classes: ClassVar[int] = 1
+    #: the full data's size (the dry run's cost model)
+    size: ClassVar[TaskSize]
 
     @property
     def num_labels(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ptuning.tasks import register
+from ptuning.tasks import TaskSize, register
 from ptuning.tasks.superglue import BINARY, SuperGlueTask
 from ptuning.tasks.synthetic import COLORS, OBJECTS, PLACES, person
 
@@ -10,6 +10,7 @@ from ptuning.tasks.synthetic import COLORS, OBJECTS, PLACES, person
 @register
 class BoolQ(SuperGlueTask):
     name, display_name, folder = "boolq", "BoolQ", "BoolQ"
+    size = TaskSize(9427, 3270, 128.0, "train: HF super_glue card (dataset_info boolq train 9427); val: local val.jsonl; tokens: measured on val.jsonl")
     label_names = BINARY
     fields = {"question": str, "passage": str, "idx": int}
     synthetic_rule = "True iff the color asked about in the question is the color in the passage."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ptuning import metrics
-from ptuning.tasks import register
+from ptuning.tasks import TaskSize, register
 from ptuning.tasks.superglue import SuperGlueTask
 from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
 
@@ -11,6 +11,7 @@ from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
 @register
 class CB(SuperGlueTask):
     name, display_name, folder = "cb", "CB", "CB"
+    size = TaskSize(250, 56, 128.0, "local SuperGLUE train/val.jsonl; tokens measured on train")
     label_names = ("entailment", "contradiction", "neutral")
     label_style = "named"
     fields = {"premise": str, "hypothesis": str, "idx": int}

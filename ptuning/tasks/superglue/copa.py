@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptuning.tasks import Encoded, register
+from ptuning.tasks import Encoded, TaskSize, register
 from ptuning.tasks.encoding import encode_texts
 from ptuning.tasks.superglue import SuperGlueTask
 from ptuning.tasks.synthetic import OBJECTS, PEOPLE, PLACES, STATES
@@ -16,6 +16,7 @@ class COPA(SuperGlueTask):
     official code, scored by a multiple-choice head."""
 
     name, display_name, folder = "copa", "COPA", "COPA"
+    size = TaskSize(400, 100, 49.8, "local SuperGLUE train/val.jsonl; tokens measured on train")
     label_names = ("choice1", "choice2")
     label_style = "index"
     fields = {"premise": str, "choice1": str, "choice2": str, "question": str, "idx": int}

@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from ptuning import metrics
-from ptuning.tasks import Row, register
+from ptuning.tasks import Row, TaskSize, register
 from ptuning.tasks.formats import Where
 from ptuning.tasks.superglue import BINARY, SuperGlueTask
 from ptuning.tasks.synthetic import CITIES, FOODS, PLACES, person, stable_seed
@@ -17,6 +17,7 @@ class MultiRC(SuperGlueTask):
     """One binary example per (paragraph, question, answer); F1a over answers, EM per question."""
 
     name, display_name, folder = "multirc", "MultiRC", "MultiRC"
+    size = TaskSize(27243, 4848, 128.0, "local SuperGLUE train/val.jsonl (456/83 paragraphs, one row per answer); tokens measured on train")
     label_names = BINARY
     row_keys = frozenset({"paragraph", "question", "answer", "idx", "label"})
     metrics = ("f1a", "em")

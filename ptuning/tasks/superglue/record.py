@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ptuning import metrics
-from ptuning.tasks import Encoded, Row, register
+from ptuning.tasks import Encoded, Row, TaskSize, register
 from ptuning.tasks.encoding import encode_texts
 from ptuning.tasks.formats import Where
 from ptuning.tasks.superglue import BINARY, SuperGlueTask
@@ -25,6 +25,7 @@ class ReCoRD(SuperGlueTask):
     candidate is the prediction, scored by max-over-golds token F1 and EM."""
 
     name, display_name, folder = "record", "ReCoRD", "ReCoRD"
+    size = TaskSize(101_000, 10_000, 1588.0, "SuperGLUE paper Table 1 (101k train, 10k dev); tokens measured on the FewGLUE train32 file (12.4 candidates per query)")
     label_names = BINARY
     row_keys = frozenset({"passage", "query", "entities", "entity_spans", "answers", "idx"})
     version = 3  # 2: official @highlight handling; 3: official ranking by the class-1 logit

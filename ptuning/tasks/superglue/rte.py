@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ptuning.tasks import register
+from ptuning.tasks import TaskSize, register
 from ptuning.tasks.superglue import SuperGlueTask
 from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
 
@@ -10,6 +10,7 @@ from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
 @register
 class RTE(SuperGlueTask):
     name, display_name, folder = "rte", "RTE", "RTE"
+    size = TaskSize(2490, 277, 128.0, "local SuperGLUE train/val.jsonl; tokens measured on train")
     label_names = ("entailment", "not_entailment")
     label_style = "named"
     fields = {"premise": str, "hypothesis": str, "idx": int}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ptuning.tasks import register
+from ptuning.tasks import TaskSize, register
 from ptuning.tasks.superglue import BINARY, SuperGlueTask
 from ptuning.tasks.synthetic import WIC_TEMPLATES, WIC_TOPICS, WIC_WORDS, person, word_offset
 
@@ -21,6 +21,7 @@ class WiC(SuperGlueTask):
     each sentence (not in the official code)."""
 
     name, display_name, folder = "wic", "WiC", "WiC"
+    size = TaskSize(5428, 638, 47.6, "local SuperGLUE train/val.jsonl; tokens measured on train")
     label_names = BINARY
     fields = {"word": str, "sentence1": str, "sentence2": str, "start1": int, "start2": int,
               "end1": int, "end2": int, "idx": int}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptuning.tasks import Row, register
+from ptuning.tasks import Row, TaskSize, register
 from ptuning.tasks.formats import Where
 from ptuning.tasks.superglue import BINARY, SuperGlueTask
 from ptuning.tasks.synthetic import ANIMALS, WSC_BULKY, WSC_THINGS, WSC_VERBS, WSC_WEAK, person
@@ -21,6 +21,7 @@ class WSC(SuperGlueTask):
     span1 as *..* and the pronoun as #..# (not in the official code)."""
 
     name, display_name, folder = "wsc", "WSC", "WSC"
+    size = TaskSize(554, 104, 92.1, "local SuperGLUE train/val.jsonl; tokens measured on train")
     label_names = BINARY
     row_keys = frozenset({"text", *SPANS, "idx", "label"})
     version = 3  # 2: official templates; 3: the official default template 0, template 1 as official

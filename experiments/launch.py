@@ -1,0 +1,277 @@
+"""Launch a preset's grid, or say what it holds and what it will cost before it starts.
+
+    python -m experiments.launch PRESET [override ...]                 # run here (Hydra's basic launcher)
+    python -m experiments.launch PRESET --launcher slurm [override ...] # one SLURM job per cell
+    python -m experiments.launch PRESET --dry-run [override ...]       # list cells, status, GPU-hours
+
+The cells are the preset's sweep (``hydra.sweeper.params``) with the overrides applied, as
+``python -m experiments.run -m preset=PRESET ...`` would run them. With a submitit launcher
+(``slurm``, ``submitit_local``) the grid is submitted as one Hydra multirun per resource shape
+(a model and whether the method trains the backbone: ``model.resources``), each asking for its
+own GPUs, CPUs, memory and time; the multiruns run side by side and the exit code is the worst
+of theirs (0 all completed, 1 a cell failed, 2 a cell could not start).
+
+The dry run reads no data and no weights and writes nothing: for each cell its status (a
+record with the cell's identity options: completed, failed, running with its latest
+checkpoint step, or pending) and the cost model's estimate (:mod:`ptuning.cost`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+import ptuning.config  # noqa: F401  (registers the config schemas)
+from ptuning.checkpoints import latest_checkpoint
+from ptuning.config import DataSource, Settings, check_config, identity_options
+from ptuning.cost import A100, CellCost, Throughput, estimate, tokens_per_row
+from ptuning.errors import SetupError
+from ptuning.methods import METHODS, MethodKind
+from ptuning.records import Cell, matching_records
+from ptuning.tasks import Task, get_task
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+LAUNCHERS = ("basic", "joblib", "submitit_local", "slurm")
+SUBMITIT = ("submitit_local", "slurm")
+#: override keys the launcher sets per resource group (a user's value would be replaced)
+GROUP_KEYS = ("model", "method")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one cell asks the cluster for."""
+
+    gpus: int
+    cpus_per_gpu: int
+    mem_gb_per_gpu: int
+    time_min: int
+
+    def launcher_overrides(self, launcher: str) -> list[str]:
+        """The Hydra submitit launcher options for a job of this shape (one task per GPU)."""
+        common = [f"hydra.launcher.tasks_per_node={self.gpus}", f"hydra.launcher.timeout_min={self.time_min}",
+                  f"hydra.launcher.cpus_per_task={self.cpus_per_gpu}"]
+        if launcher == "slurm":
+            common += [f"hydra.launcher.gpus_per_node={self.gpus}",
+                       f"hydra.launcher.mem_gb={self.mem_gb_per_gpu * self.gpus}"]
+        return common
+
+
+@dataclass
+class PlannedCell:
+    """One cell of the grid as the dry run sees it."""
+
+    overrides: list[str]
+    runs_dir: str
+    cell: Cell
+    settings: Settings
+    task: Task
+    trains_backbone: bool
+    resources: Resources
+    status: str
+    directory: Path | None
+    checkpoint_step: int | None
+    cost: CellCost
+
+
+def sweep_jobs(preset: str, overrides: Sequence[str]) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper expands ``-m preset=PRESET overrides``
+    (the preset's ``hydra.sweeper.params`` first, the command line's values replacing them)."""
+    arguments = [f"preset={preset}", *overrides]
+    primary = compose("config", overrides=[a for a in arguments if not _is_sweep(a)], return_hydra_config=True)
+    params = [f"{key}={value}" for key, value in (primary.hydra.sweeper.params or {}).items()]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    return BasicSweeper.split_arguments(parser.parse_overrides([*params, *arguments]), None)[0]
+
+
+def _is_sweep(argument: str) -> bool:
+    return OverridesParser.create().parse_override(argument).is_sweep_override()
+
+
+class Planner:
+    """Places the cells of a grid and estimates their cost, reading no data and no weights."""
+
+    def __init__(self, throughput: Throughput = A100) -> None:
+        self.throughput = throughput
+        self._params: dict[str, float] = {}
+        self._synthetic_tokens: dict[tuple[str, int], float] = {}
+
+    def params(self, settings: Settings) -> float:
+        """``model.params`` when stated, else counted by building the (tiny or packaged) model."""
+        model = settings.model
+        if model.params is not None:
+            return float(model.params)
+        if model.name not in self._params:
+            if model.source.value == "hub":
+                raise SetupError(f"model={model.name}: model.params is not set; the dry run reads no weights, so "
+                                 f"conf/model/{model.name}.yaml must state the backbone's parameter count")
+            from ptuning.backbones import load_backbone
+
+            self._params[model.name] = float(load_backbone(model).num_parameters())
+        return self._params[model.name]
+
+    def synthetic_tokens(self, task: Task, settings: Settings) -> float:
+        """Padded tokens per synthetic row, measured on the rows the cell would generate."""
+        key = (task.name, task.max_length)
+        if key not in self._synthetic_tokens:
+            from transformers import AutoTokenizer
+
+            from ptuning.backbones import _cache_dir, _minilm_dir
+
+            tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+            rows = task.synthetic_rows("train", min(settings.data.synthetic_train, 512))
+            encoded = task.encode(rows, tokenizer, task.max_length, train=True)
+            self._synthetic_tokens[key] = tokens_per_row(encoded.features, len(rows))
+        return self._synthetic_tokens[key]
+
+    def plan(self, cfg: DictConfig, overrides: list[str]) -> PlannedCell:
+        settings = check_config(cfg)
+        task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+        cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
+        trains_backbone = METHODS[cell.method].kind is MethodKind.full
+        spec = settings.model.resources
+        resources = Resources(spec.gpus if trains_backbone else spec.gpus_frozen, spec.cpus_per_gpu,
+                              spec.mem_gb_per_gpu, spec.time_min)
+        found = matching_records(cfg.paths.runs_dir, settings.group, cell, identity_options(settings, task.options()),
+                                 task.version)
+        directory, record = found[0] if found else (None, None)
+        status = record["status"] if record else "pending"
+        checkpoint = latest_checkpoint(directory) if directory is not None and status != "completed" else None
+        per_row = self.synthetic_tokens(task, settings) if settings.data.source is DataSource.synthetic else None
+        cost = estimate(settings, task, self.params(settings), trains_backbone, resources.gpus, self.throughput,
+                        per_row)
+        return PlannedCell(overrides, str(cfg.paths.runs_dir), cell, settings, task, trains_backbone, resources, status, directory,
+                           int(checkpoint.name.split("-")[1]) if checkpoint else None, cost)
+
+
+def plan_grid(preset: str, overrides: Sequence[str], throughput: Throughput = A100) -> list[PlannedCell]:
+    """Every cell of ``preset`` with ``overrides``: its status and estimated cost."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        planner = Planner(throughput)
+        cells = []
+        for job in sweep_jobs(preset, overrides):
+            cells.append(planner.plan(compose("config", overrides=job), job))
+    return cells
+
+
+def table(cells: Sequence[PlannedCell]) -> pd.DataFrame:
+    """One row per cell: coordinates, status, resources and cost."""
+    return pd.DataFrame([{
+        "task": c.cell.task, "model": c.cell.model, "method": c.cell.method, "seed": c.cell.seed,
+        "status": c.status + (f" (checkpoint {c.checkpoint_step})" if c.checkpoint_step else ""),
+        "gpus": c.resources.gpus, "params_M": c.cost.params / 1e6,
+        "epochs": c.settings.train.epochs if c.settings.train.max_steps < 0 else f"{c.settings.train.max_steps} steps",
+        "precision": c.settings.train.precision.value, "train_Mtok": c.cost.train_tokens / 1e6,
+        "PFLOP": c.cost.flops / 1e15, "gpu_hours": c.cost.gpu_hours, "wall_hours": c.cost.wall_hours,
+    } for c in cells])
+
+
+def print_dry_run(preset: str, cells: Sequence[PlannedCell], throughput: Throughput) -> None:
+    frame = table(cells)
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    counts = frame["status"].str.split(" ").str[0].value_counts()
+    pending = frame["status"] != "completed"
+    print(f"\n[dry run] preset={preset}: {len(frame)} cells ("
+          + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")")
+    print(f"  GPU-hours: {frame['gpu_hours'].sum():,.1f} for the whole grid, "
+          f"{frame.loc[pending, 'gpu_hours'].sum():,.1f} still to run")
+    by_model = frame.groupby("model")["gpu_hours"].sum().sort_values(ascending=False)
+    print("  by model: " + ", ".join(f"{m} {h:,.1f}" for m, h in by_model.items()))
+    by_method = frame.groupby("method")["gpu_hours"].sum().sort_values(ascending=False)
+    print("  by method: " + ", ".join(f"{m} {h:,.1f}" for m, h in by_method.items()))
+    print(f"  cost model (ptuning/cost.py): padded train tokens x 6N (fine-tuning) or 4N (frozen backbone) + "
+          f"evaluation tokens x 2N, at {throughput.source}")
+
+
+def resource_groups(cells: Sequence[PlannedCell]) -> dict[tuple[str, Resources], list[str]]:
+    """(model, resources) -> the methods launched together; every (model, method) pair must ask
+    for one shape (a per-cell file that changes ``model.resources`` for some tasks only cannot
+    be launched as one array, and is reported)."""
+    shape: dict[tuple[str, str], Resources] = {}
+    for c in cells:
+        key = (c.cell.model, c.cell.method)
+        if shape.setdefault(key, c.resources) != c.resources:
+            raise SetupError(f"model={key[0]} method={key[1]}: its cells ask for different resources "
+                             f"({shape[key]} and {c.resources}); set model.resources per model, not per task")
+    groups: dict[tuple[str, Resources], list[str]] = {}
+    for (model, method), resources in shape.items():
+        groups.setdefault((model, resources), []).append(method)
+    return groups
+
+
+def group_commands(preset: str, overrides: Sequence[str], launcher: str, cells: Sequence[PlannedCell],
+                   stamp: str) -> list[list[str]]:
+    """The ``experiments.run`` multiruns that launch the grid: one for a local launcher; one per
+    resource group for a submitit launcher."""
+    base = [sys.executable, "-m", "experiments.run", "-m", f"preset={preset}"]
+    if launcher not in SUBMITIT:
+        return [[*base, *overrides, *([f"+launcher={launcher}"] if launcher != "basic" else [])]]
+    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in GROUP_KEYS]
+    commands = []
+    for (model, resources), methods in resource_groups(cells).items():
+        sweep_dir = f"{cells[0].runs_dir}/.hydra/multirun-{stamp}-{model}-{resources.gpus}gpu"
+        commands.append([*base, *kept, f"model={model}", f"method={','.join(methods)}", f"+launcher={launcher}",
+                         *resources.launcher_overrides(launcher), f"hydra.sweep.dir={sweep_dir}"])
+    return commands
+
+
+def run_commands(commands: Sequence[list[str]]) -> int:
+    """Run the multiruns side by side; the worst exit code (2 > 1 > 0)."""
+    processes = []
+    for command in commands:
+        print("[launch] " + " ".join(command[2:]), flush=True)
+        processes.append(subprocess.Popen(command, env={**os.environ, "HYDRA_FULL_ERROR": "1"}))
+    codes = [p.wait() for p in processes]
+    return max(codes, default=0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset", help="a preset in conf/preset")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for experiments.run")
+    parser.add_argument("--launcher", default="basic", choices=LAUNCHERS)
+    parser.add_argument("--dry-run", action="store_true", help="list the cells, their status and cost; run nothing")
+    parser.add_argument("--utilisation", type=float, default=A100.utilisation,
+                        help=f"model-FLOPs utilisation of the cost model (default {A100.utilisation})")
+    args = parser.parse_intermixed_args(argv)
+    presets = sorted(p.stem for p in (CONF / "preset").glob("*.yaml"))
+    if args.preset not in presets:
+        print(f"error: preset={args.preset!r}: no conf/preset/{args.preset}.yaml; presets: {', '.join(presets)}",
+              file=sys.stderr)
+        return 2
+    if not 0 < args.utilisation <= 1:
+        print(f"error: --utilisation={args.utilisation}: allowed: 0 < u <= 1", file=sys.stderr)
+        return 2
+    throughput = Throughput(A100.name, A100.peak_flops, args.utilisation,
+                            A100.source.replace(f"{A100.utilisation:.0%}", f"{args.utilisation:.0%}"))
+    try:
+        # a local launcher runs the preset as one multirun; only a dry run and a cluster need the plan
+        cells = plan_grid(args.preset, args.overrides, throughput) if args.dry_run or args.launcher in SUBMITIT else []
+        if args.dry_run:
+            print_dry_run(args.preset, cells, throughput)
+            return 0
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        commands = group_commands(args.preset, args.overrides, args.launcher, cells, stamp)
+    except (SetupError, HydraException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_commands(commands)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Launching a preset and its dry run (experiments/launch.py) and the cost model (ptuning/cost.py)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, compose_config
+
+from experiments.launch import group_commands, main, plan_grid
+from ptuning.config import check_config
+from ptuning.cost import A100, estimate, tokens_per_row
+from ptuning.tasks import TASKS, get_task
+from ptuning.training import FeatureCollator
+
+TINY_GRID = ["model=tiny_bert", "task=rte", "method=finetune,ptuning_v2", "train.max_steps=2",
+             "data.synthetic_train=16", "data.synthetic_eval=16", "train.eval_batch_size=16"]
+
+
+def _tokenizer():
+    from transformers import AutoTokenizer
+
+    from ptuning.backbones import _cache_dir, _minilm_dir
+
+    return AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+
+
+@pytest.mark.parametrize("task_name", ["rte", "copa", "conll04", "squad"])
+def test_tokens_per_row_counts_what_the_collator_pads(task_name):
+    """The cost model's token count equals the input_ids the training collator builds for the
+    same batches (every choice of a multiple-choice row, every window of a QA row)."""
+    task = get_task(task_name)
+    rows = task.synthetic_rows("train", 40)
+    encoded = task.encode(rows, _tokenizer(), task.max_length, train=True)
+    collate = FeatureCollator(0)
+    order = list(range(len(encoded.features)))
+    random.Random(3).shuffle(order)
+    collated = sum(collate([encoded.features[i] for i in order[start:start + 8]])["input_ids"].numel()
+                   for start in range(0, len(order), 8))
+    assert tokens_per_row(encoded.features, len(rows), batch_size=8, seed=3) == pytest.approx(collated / len(rows))
+
+
+LOCAL_TRAIN = {"cb": "superglue/CB/train.jsonl", "copa": "superglue/COPA/train.jsonl",
+               "wsc": "superglue/WSC/train.jsonl", "rte": "superglue/RTE/train.jsonl",
+               "conll04": "conll04/train.txt"}
+
+
+@pytest.mark.parametrize("task_name", sorted(LOCAL_TRAIN))
+def test_task_size_matches_the_real_train_file(task_name, data_dir):
+    """A task's stated size (rows and padded tokens per row) is what its train file gives."""
+    task = get_task(task_name)
+    rows = task.read_local(str(data_dir / LOCAL_TRAIN[task_name]))
+    assert task.size.train_rows == len(rows)
+    encoded = task.encode(rows, _tokenizer(), task.max_length, train=True)
+    assert task.size.tokens_per_row == pytest.approx(tokens_per_row(encoded.features, len(rows)), abs=0.05)
+
+
+def test_every_task_states_its_size_and_source():
+    for name, cls in TASKS.items():
+        size = cls.size
+        assert size.train_rows > 0 and size.eval_rows > 0 and size.tokens_per_row > 0, name
+        assert size.source, name
+
+
+def _settings(*overrides):
+    return check_config(compose_config(["model=bert_large", "task=rte", *overrides]))
+
+
+def test_cost_scales_with_epochs_params_and_backward_kind():
+    """Training FLOPs: 6N per token when the backbone trains, 4N when it is frozen; doubling the
+    epochs doubles the training tokens; max_steps converts to the same epochs."""
+    task = get_task("rte")
+    three, six = _settings("train.epochs=3"), _settings("train.epochs=6")
+    full = estimate(three, task, 1e8, trains_backbone=True, gpus=1)
+    frozen = estimate(three, task, 1e8, trains_backbone=False, gpus=1)
+    assert full.train_tokens == pytest.approx(task.size.train_rows * task.size.tokens_per_row * 3)
+    assert full.flops - frozen.flops == pytest.approx(2 * 1e8 * full.train_tokens)
+    assert estimate(six, task, 1e8, True, 1).train_tokens == pytest.approx(2 * full.train_tokens)
+    steps = 3 * task.size.train_rows // 30  # three epochs at batch 30 (2490 rows), in steps
+    by_steps = estimate(_settings(f"train.max_steps={steps}", "train.batch_size=30"), task, 1e8, True, 1)
+    assert by_steps.train_tokens == pytest.approx(full.train_tokens)
+    bf16 = estimate(_settings("train.precision=bf16"), task, 1e8, True, 1)
+    assert full.gpu_hours / bf16.gpu_hours == pytest.approx(A100.peak_flops["bf16"] / A100.peak_flops["fp32"])
+    assert estimate(three, task, 1e8, True, gpus=4).wall_hours == pytest.approx(full.gpu_hours / 4)
+
+
+def test_plan_expands_the_preset_sweep_with_overrides():
+    cells = plan_grid("ptv2_superglue", ["task=rte,cb", "model=bert_large,llama2_13b"])
+    pairs = {(c.cell.task, c.cell.model, c.cell.method) for c in cells}
+    from ptuning.methods import METHODS
+
+    assert pairs == {(t, m, meth) for t in ("rte", "cb") for m in ("bert_large", "llama2_13b") for meth in METHODS}
+    assert all(c.status == "pending" and c.cost.gpu_hours > 0 for c in cells)
+    seeds = {c.cell.seed for c in cells if c.cell.method == "ptuning_v2" and c.cell.model == "bert_large"}
+    assert seeds == {11}  # the official scripts' seed, as the preset and per-cell files set it
+    small = next(c for c in cells if c.cell.model == "bert_large" and c.cell.method == "finetune")
+    large = next(c for c in cells if c.cell.model == "llama2_13b" and c.cell.method == "finetune"
+                 and c.cell.task == small.cell.task)
+    assert large.cost.gpu_hours > 10 * small.cost.gpu_hours
+
+
+def test_slurm_commands_ask_each_group_for_its_model_resources():
+    cells = plan_grid("ptv2_superglue", ["task=rte", "model=bert_large,llama2_13b"])
+    commands = group_commands("ptv2_superglue", ["task=rte", "model=bert_large,llama2_13b"], "slurm", cells, "T")
+    launched = set()
+    for command in commands:
+        options = dict(a.split("=", 1) for a in command if "=" in a)
+        model, methods = options["model"], options["method"].split(",")
+        assert options["task"] == "rte" and options["+launcher"] == "slurm"
+        group = [c for c in cells if c.cell.model == model and c.cell.method in methods]
+        gpus = {c.resources.gpus for c in group}
+        assert len(gpus) == 1
+        assert options["hydra.launcher.gpus_per_node"] == options["hydra.launcher.tasks_per_node"] == str(gpus.pop())
+        assert int(options["hydra.launcher.mem_gb"]) == group[0].resources.mem_gb_per_gpu * group[0].resources.gpus
+        assert options["hydra.sweep.dir"].endswith(f"-{model}-{group[0].resources.gpus}gpu")
+        launched |= {(model, m) for m in methods}
+    assert launched == {(c.cell.model, c.cell.method) for c in cells}
+    llama = {c.cell.method: c.resources.gpus for c in cells if c.cell.model == "llama2_13b"}
+    assert llama["finetune"] > llama["ptuning_v2"]  # a 13B fine-tuning cell asks for a node's GPUs
+    assert len(commands) == 3  # bert_large (one shape), llama2_13b fine-tuning, llama2_13b frozen methods
+
+
+def test_dry_run_reports_pending_then_completed(tmp_path, capsys):
+    """Before: every cell pending and nothing written; after the cells ran: the same cells, completed."""
+    from ptuning.runner import run_cell
+
+    overrides = [*TINY_GRID, f"paths.runs_dir={tmp_path}"]
+    assert main(["default", "--dry-run", *overrides]) == 0
+    before = capsys.readouterr().out
+    assert "2 cells (2 pending)" in before and "finetune" in before and "ptuning_v2" in before
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+    cells = plan_grid("default", overrides)
+    for cell in cells:
+        assert run_cell(compose_config(cell.overrides)).status == "completed"
+    assert main(["default", "--dry-run", *overrides]) == 0
+    assert "2 cells (2 completed)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_launch_through_submitit_writes_every_record(tmp_path, capsys):
+    """The grid through the submitit_local launcher (one multirun per resource shape)."""
+    overrides = [*TINY_GRID, f"paths.runs_dir={tmp_path}"]
+    done = subprocess.run([sys.executable, "-m", "experiments.launch", "default", "--launcher", "submitit_local",
+                           *overrides], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(list(tmp_path.glob("default/**/result.json"))) == 2
+    assert main(["default", "--dry-run", *overrides]) == 0
+    assert "2 cells (2 completed)" in capsys.readouterr().out
+
+
+def test_bad_preset_and_unsized_model_are_refused(capsys):
+    assert main(["no_such_preset", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "preset='no_such_preset'" in err and "ptv2_superglue" in err
+    assert main(["ptv2_superglue", "--dry-run", "task=rte", "method=finetune", "model=bert_large",
+                 "model.params=null"]) == 2
+    assert "model.params is not set" in capsys.readouterr().err
