@@ -80,8 +80,9 @@ def context_pooler(backbone: Backbone) -> ContextPooler | None:
 
 
 class ClassificationHead(Head):
-    """Sentence(-pair) classification on the pooled representation; fine-tuning RoBERTa:
-    [CLS] -> dropout -> dense (new) -> tanh -> dropout -> linear, as RobertaClassificationHead;
+    """Sentence(-pair) classification on the pooled representation; fine-tuning RoBERTa-style
+    families (``classification_dense``): [CLS] -> dropout -> dense (new) -> tanh -> dropout ->
+    linear, as RobertaClassificationHead;
     DeBERTa: ContextPooler -> dropout -> linear, as the official
     ``DebertaPrefixForSequenceClassification`` (and HF's ``Deberta(V2)ForSequenceClassification``,
     the official fine-tuning path)."""
@@ -90,7 +91,7 @@ class ClassificationHead(Head):
         super().__init__(backbone, num_labels, dropout)
         self.backbone = [backbone]  # a list: not registered as a submodule
         d = backbone.hidden_size
-        self.dense = official_linear(backbone, d, d) if trains_backbone and backbone.family == "roberta" else None
+        self.dense = official_linear(backbone, d, d) if trains_backbone and backbone.traits.classification_dense else None
         self.pooler = context_pooler(backbone)
         self.classifier = official_linear(backbone, d, num_labels)
 

@@ -18,7 +18,10 @@ from ptuning.config import ModelConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama"]
+TINY_MODELS = ["tiny_bert", "tiny_roberta", "tiny_deberta", "tiny_deberta_v2", "tiny_gpt2", "tiny_llama",
+               "tiny_xlm_roberta", "tiny_xlm_roberta_xl", "tiny_pythia"]
+#: the scale-ladder families (XLM-R base..XXL, Pythia 160M..12B) at tiny size
+SCALE_LADDER_MODELS = ["tiny_xlm_roberta", "tiny_xlm_roberta_xl", "tiny_pythia"]
 
 torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared 2-core machine
 

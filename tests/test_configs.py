@@ -136,10 +136,23 @@ def test_readme_lists_every_option_left_out_of_the_identity():
 # ---------------------------------------------------------------- presets and per-cell files
 
 
+def _covering_cells(preset: str) -> list[tuple[str, str, str]]:
+    """Cells that compose every config the preset's grid can use: each method, model and task
+    (and so each per-method and per-task file) at least once, and every cell with a per-cell file."""
+    axes = _sweep(preset)
+    width = max(len(values) for values in axes.values())
+    cells = {(axes["method"][i % len(axes["method"])], axes["model"][i % len(axes["model"])],
+              axes["task"][i % len(axes["task"])]) for i in range(width)}
+    cells |= {cell for cell in _cells(preset)
+              if (CONF / "hparams" / "cell" / preset / cell[0] / cell[1] / f"{cell[2]}.yaml").exists()}
+    return sorted(cells)
+
+
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_cell_of_every_preset_composes_and_checks(preset):
-    """A typo in a preset or a per-cell file fails here, not on a cluster node."""
-    cells = _cells(preset)
+def test_every_config_of_every_preset_composes_and_checks(preset):
+    """A typo in a preset or a per-method, per-task or per-cell file fails here, not on a
+    cluster node."""
+    cells = _covering_cells(preset)
     assert cells
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for method, model, task in cells:

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import TINY_MODELS, model_cfg
+from conftest import SCALE_LADDER_MODELS, TINY_MODELS, model_cfg
 
 from ptuning.backbones import load_backbone
 from ptuning.backbones.deep_prompt import DeepPrompt
@@ -40,9 +40,11 @@ def _hidden(backbone, ids, mask, prompt=None, position_ids=None):
     return backbone.model(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
 
 
-@pytest.mark.parametrize("name", ["tiny_bert", "tiny_roberta"])
+@pytest.mark.parametrize("name", ["tiny_bert", "tiny_roberta", *SCALE_LADDER_MODELS])
 def test_matches_peft_prefix_tuning(name):
-    """Same prefix tensors through PEFT's cache route and our attention route."""
+    """Same prefix tensors through PEFT's cache route and our attention route. PEFT's cache
+    counts the prefix as past tokens, so the real tokens' positions (absolute, RoBERTa-style
+    or rotary) start after it: ours get the same position ids."""
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
@@ -78,6 +80,7 @@ def test_matches_peft_prefix_tuning(name):
 
 
 def _offset_positions(backbone, mask, length):
+    """Position ids of the real tokens after ``length`` prefix tokens (RoBERTa: padding-aware)."""
     if backbone.traits.positions == "roberta":
         return (torch.cumsum(mask, 1) + length) * mask + backbone.model.config.pad_token_id
     return torch.arange(mask.shape[1]).expand(mask.shape[0], -1) + length
@@ -148,6 +151,37 @@ def test_gradient_checkpointing_keeps_prefix_and_gradients(name):
     assert ckpt_grad is not None and ckpt_grad.abs().sum() > 0
     assert torch.allclose(plain_out[real], ckpt_out[real], atol=1e-5)
     assert torch.allclose(plain_grad, ckpt_grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_padded_batch_equals_each_example_alone(name):
+    """With a prefix, every example of a padded batch gets the hidden states it gets alone."""
+    backbone = load_backbone(model_cfg(name))
+    backbone.model.eval()
+    ids, mask = _inputs()
+    prompt = _random_prompt(backbone, ids.shape[0], 4)
+    with torch.no_grad():
+        together = _hidden(backbone, ids, mask, prompt)
+        for row, length in enumerate(mask.sum(1).tolist()):
+            alone_prompt = DeepPrompt(prompt.key_values[:, :, row:row + 1])
+            alone = _hidden(backbone, ids[row:row + 1, :length], mask[row:row + 1, :length], alone_prompt)
+            assert torch.allclose(together[row, :length], alone[0], atol=1e-5), (name, row)
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_every_layer_attends_to_its_prefix(name):
+    """Each layer's prefix keys and values get a gradient: every layer attends to its prefix."""
+    backbone = load_backbone(model_cfg(name))
+    backbone.model.eval()
+    backbone.model.requires_grad_(False)
+    ids, mask = _inputs()
+    prompt = _random_prompt(backbone, ids.shape[0], 3)
+    out = _hidden(backbone, ids, mask, prompt)
+    (out[mask.bool()] ** 2).mean().backward()
+    grad = prompt.key_values.grad
+    for layer in range(backbone.num_layers):
+        for kind in (0, 1):  # keys and values
+            assert grad[layer, kind].abs().sum() > 0, (layer, kind)
 
 
 def test_prefix_encoder_layout_matches_peft():

@@ -157,3 +157,19 @@ def test_bad_preset_and_unsized_model_are_refused(capsys):
     assert main(["ptv2_superglue", "--dry-run", "task=rte", "method=finetune", "model=bert_large",
                  "model.params=null"]) == 2
     assert "model.params is not set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["tiny_xlm_roberta_xl", "tiny_pythia"])
+def test_scale_ladder_cells_run_on_tiny_stand_ins(model, tmp_path):
+    """The scale-ladder protocol (bf16, its methods) runs on a tiny model of each family."""
+    from ptuning.runner import run_cell
+
+    for method in ("finetune", "ptuning_v2"):
+        cfg = compose_config(["preset=scale_ladder", f"model={model}", "task=cb", f"method={method}", "logger=none",
+                              "data.source=synthetic", "data.synthetic_train=16", "data.synthetic_eval=8",
+                              "train.max_steps=2", f"paths.runs_dir={tmp_path}"])
+        outcome = run_cell(cfg)
+        assert outcome.status == "completed", outcome.record.get("error")
+        assert outcome.record["config"]["train"]["precision"] == "bf16"
+        assert outcome.record["model"]["family"] == {"tiny_xlm_roberta_xl": "xlm-roberta-xl",
+                                                     "tiny_pythia": "gpt_neox"}[model]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import TINY_MODELS, method_cfg, model_cfg
 
-from ptuning.backbones import load_backbone
+from ptuning.backbones import FAMILIES, load_backbone
 from ptuning.errors import ConfigError
 from ptuning.methods import build_method
 from ptuning.methods.lora import QUERY_VALUE
@@ -52,7 +52,7 @@ def test_matches_peft_lora(name):
             layer.lora_A["default"].weight.copy_(update.A)
             layer.lora_B["default"].weight.copy_(update.B)
         adapted += 1
-    fused = family in ("gpt2", "deberta")  # one q/k/v projection per layer, not q and v
+    fused = family in ("gpt2", "deberta", "gpt_neox")  # one q/k/v projection per layer, not q and v
     assert adapted == len(method.targets) == 2 * backbone.num_layers // (2 if fused else 1)
 
     inputs = _inputs(backbone)
@@ -65,6 +65,10 @@ def test_matches_peft_lora(name):
     real = inputs["attention_mask"].bool()
     assert torch.allclose(ours[real], theirs[real], atol=1e-5), (ours - theirs).abs().max()
     assert not torch.allclose(ours[real], plain[real], atol=1e-3)  # the update does act
+
+
+def test_every_family_has_default_projections():
+    assert set(QUERY_VALUE) == set(FAMILIES)
 
 
 @pytest.mark.parametrize("name", ["tiny_bert", "tiny_llama"])

@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from conftest import CONF, TINY_MODELS, method_cfg, model_cfg
+from conftest import CONF, SCALE_LADDER_MODELS, TINY_MODELS, method_cfg, model_cfg
 from omegaconf import OmegaConf
 from safetensors import safe_open
 
@@ -50,10 +50,13 @@ def test_tiny_llama_has_grouped_query_attention():
     assert layer.k_proj.out_features == dkv and layer.q_proj.out_features == d
 
 
+def _features(backbone, task: str = "cb", n: int = 5, max_length: int = 64) -> list[dict]:
+    return get_task(task).encode(synthetic_rows(task, "train", n), backbone.tokenizer, max_length,
+                                 train=True).features
+
+
 def _batch(backbone, task: str = "cb", n: int = 5, max_length: int = 64) -> dict[str, torch.Tensor]:
-    encoded = get_task(task).encode(synthetic_rows(task, "train", n), backbone.tokenizer, max_length,
-                                    train=True)
-    return FeatureCollator(backbone.tokenizer.pad_token_id)(encoded.features)
+    return FeatureCollator(backbone.tokenizer.pad_token_id)(_features(backbone, task, n, max_length))
 
 
 def _model(model_name: str, method: str, head: str = "classification", num_labels: int = NUM_LABELS,
@@ -71,7 +74,10 @@ def _model(model_name: str, method: str, head: str = "classification", num_label
 LORA_SHAPES = {"tiny_bert": lambda d, kv: [(d, d), (d, d)], "tiny_roberta": lambda d, kv: [(d, d), (d, d)],
                "tiny_deberta": lambda d, kv: [(d, 3 * d)],
                "tiny_deberta_v2": lambda d, kv: [(d, d), (d, d)], "tiny_gpt2": lambda d, kv: [(d, 3 * d)],
-               "tiny_llama": lambda d, kv: [(d, d), (d, kv)]}
+               "tiny_llama": lambda d, kv: [(d, d), (d, kv)],
+               "tiny_xlm_roberta": lambda d, kv: [(d, d), (d, d)],
+               "tiny_xlm_roberta_xl": lambda d, kv: [(d, d), (d, d)],
+               "tiny_pythia": lambda d, kv: [(d, 3 * d)]}
 
 
 def _closed_form(method: str, model_name: str, options: dict) -> int:
@@ -122,7 +128,8 @@ def test_parameter_counts_match_closed_form(model_name, method, options):
     d = _dims(model_name)[0]
     backbone = sum(p.numel() for p in model.backbone.parameters())
     assert counts["method"] == _closed_form(method, model_name, options)
-    roberta_head = d * d + d if (method, model_name) == ("finetune", "tiny_roberta") else 0  # dense + tanh
+    roberta_style = ("tiny_roberta", "tiny_xlm_roberta", "tiny_xlm_roberta_xl")  # RobertaClassificationHead
+    roberta_head = d * d + d if method == "finetune" and model_name in roberta_style else 0  # dense + tanh
     deberta_pooler = d * d + d if model_name in ("tiny_deberta", "tiny_deberta_v2") else 0  # ContextPooler
     assert counts["head"] == d * NUM_LABELS + NUM_LABELS + roberta_head + deberta_pooler
     assert counts["backbone"] == backbone
@@ -170,7 +177,7 @@ def _train(model: PromptedModel, batch: dict[str, torch.Tensor], steps: int = 3)
     return grads
 
 
-@pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_llama"])
+@pytest.mark.parametrize("model_name", ["tiny_bert", "tiny_llama", *SCALE_LADDER_MODELS])
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_only_method_and_head_train(model_name, method):
     model = _model(model_name, method, **_small(method))
@@ -201,6 +208,31 @@ def test_only_method_and_head_train(model_name, method):
             assert not torch.equal(p.detach(), before[full]), f"{full} did not change"
     if method == "finetune":
         assert model.parameter_counts()["method"] == 0
+
+
+@pytest.mark.parametrize("model_name", SCALE_LADDER_MODELS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_padded_batch_gives_each_example_its_own_logits(model_name, method):
+    """Padding changes nothing: every row of a padded batch gets the logits it gets alone
+    (prompts, prefix positions and last-token pooling all skip the padding)."""
+    model = _model(model_name, method, **_small(method)).eval()
+    features = _features(model.info)
+    collate = FeatureCollator(model.info.tokenizer.pad_token_id)
+    batch = {k: v for k, v in collate(features).items() if k != "labels"}
+    assert (batch["attention_mask"] == 0).any()  # padding in the batch
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for parameter in model.head.parameters():  # logits of order 1, not 0.01
+            parameter.normal_(generator=generator)
+        at_init = model(**batch)["logits"]
+        for parameter in model.method.parameters():  # off the init (LoRA's B starts at zero)
+            parameter.add_(0.2 * torch.randn(parameter.shape, generator=generator))
+        together = model(**batch)["logits"]
+        alone = torch.cat([model(**{k: v for k, v in collate([f]).items() if k != "labels"})["logits"]
+                           for f in features])
+    assert torch.allclose(together, alone, atol=1e-5), (together - alone).abs().max()
+    if method != "finetune":  # the method's parameters act on the logits
+        assert (together - at_init).abs().max() > 1e-3
 
 
 # ---------------------------------------------------------------- option validation

@@ -43,14 +43,25 @@ class FamilyTraits:
     #: whether sequence-level heads pool through a trained DeBERTa ContextPooler (first token
     #: -> dropout -> dense -> activation), as the official DeBERTa heads (model/deberta.py)
     context_pooler: bool = False
+    #: whether fine-tuning classifies through a new dense -> tanh layer on the first token, as
+    #: transformers' RobertaClassificationHead (RoBERTa, XLM-R and XLM-R XL share its structure)
+    classification_dense: bool = False
 
 
 FAMILIES: dict[str, FamilyTraits] = {
     "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True),
-    "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False),
+    "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
+                           classification_dense=True),
+    # XLM-R (post-LN, as RoBERTa) and XLM-R XL/XXL (pre-LN): RoBERTa's padding-aware positions
+    "xlm-roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
+                               classification_dense=True),
+    "xlm-roberta-xl": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
+                                  classification_dense=True),
     "deberta": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
     "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
     "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False, hidden_dropout="resid_pdrop"),
+    # Pythia: rotary positions on a quarter of each head's dimensions
+    "gpt_neox": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout="hidden_dropout"),
     "llama": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
     "qwen2": FamilyTraits(pooling="last", positions="relative", token_type_ids=False, hidden_dropout=None),
 }

@@ -27,8 +27,11 @@ from ptuning.methods.base import Method, MethodConfig, MethodKind
 
 #: query and value projections per backbone family (PEFT's LoRA defaults)
 QUERY_VALUE = {"bert": ["query", "value"], "roberta": ["query", "value"],
+               "xlm-roberta": ["query", "value"],
+               "xlm-roberta-xl": ["query", "value"],  # PEFT has no default: as its XLM-R one
                "deberta": ["in_proj"],  # v1 fuses q/k/v in one projection (PEFT's default too)
                "deberta-v2": ["query_proj", "value_proj"], "gpt2": ["c_attn"],
+               "gpt_neox": ["query_key_value"],  # fused q/k/v, as GPT-2 (PEFT's default too)
                "llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"]}
 
 
