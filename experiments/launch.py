@@ -180,20 +180,25 @@ def table(cells: Sequence[PlannedCell]) -> pd.DataFrame:
     } for c in cells])
 
 
+def _hours(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
+
+
 def print_dry_run(preset: str, cells: Sequence[PlannedCell], throughput: Throughput) -> None:
     frame = table(cells)
     with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(frame.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:,.2f}",
+                              formatters={"gpu_hours": _hours, "wall_hours": _hours, "PFLOP": "{:.3g}".format}))
     counts = frame["status"].str.split(" ").str[0].value_counts()
     pending = frame["status"] != "completed"
     print(f"\n[dry run] preset={preset}: {len(frame)} cells ("
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")")
-    print(f"  GPU-hours: {frame['gpu_hours'].sum():,.1f} for the whole grid, "
-          f"{frame.loc[pending, 'gpu_hours'].sum():,.1f} still to run")
+    print(f"  GPU-hours: {_hours(frame['gpu_hours'].sum())} for the whole grid, "
+          f"{_hours(frame.loc[pending, 'gpu_hours'].sum())} still to run")
     by_model = frame.groupby("model")["gpu_hours"].sum().sort_values(ascending=False)
-    print("  by model: " + ", ".join(f"{m} {h:,.1f}" for m, h in by_model.items()))
+    print("  by model: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_model.items()))
     by_method = frame.groupby("method")["gpu_hours"].sum().sort_values(ascending=False)
-    print("  by method: " + ", ".join(f"{m} {h:,.1f}" for m, h in by_method.items()))
+    print("  by method: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_method.items()))
     print(f"  cost model (ptuning/cost.py): padded train tokens x 6N (fine-tuning) or 4N (frozen backbone) + "
           f"evaluation tokens x 2N, at {throughput.source}")
 
