@@ -1,4 +1,4 @@
-# make reproduce | make test | make bench | make tables/plots/report RUNS=... | make lint
+# make reproduce | make test | make bench [BENCH_ARGS=...] | make tables/plots/report RUNS=... | make lint
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,6 +6,7 @@ PRESET ?= default
 RUNS ?= runs/$(PRESET)
 OUT ?=
 WANDB ?=
+BENCH_ARGS ?=
 DATA_ROOT ?=
 LAUNCHER ?= basic
 DRY_RUN ?=
@@ -53,8 +54,10 @@ test: $(VENV)/.ready
 test-all: $(VENV)/.ready
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "slow or not slow"
 
+# Step time and peak memory per method on MiniLM and a BERT-large-shaped random backbone,
+# interleaved rounds (about 10-15 min on 2 cores); e.g. BENCH_ARGS="--models minilm_l6 --rounds 7".
 bench: $(VENV)/.ready
-	$(PY) -m experiments.bench
+	$(PY) -m experiments.bench $(BENCH_ARGS)
 
 tables: $(VENV)/.ready
 	$(PY) -m analysis tables $(ANALYSIS_ARGS)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 import ptuning.config  # noqa: F401  (registers the config schemas)
+from ptuning.distributed import current_world
 from ptuning.errors import SetupError, omegaconf_message
 from ptuning.runner import run_cell
 
@@ -66,6 +67,8 @@ def main(cfg: DictConfig) -> None:
             raise
         traceback.print_exc()
         _write_outcome("crashed", cell, f"{type(err).__name__}: {err}")
+        return
+    if not current_world().main:  # one cell on several processes: rank 0 reports it
         return
     print(outcome.line())
     if outcome.error is not None:

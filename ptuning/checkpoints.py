@@ -10,6 +10,14 @@ layout that ``Trainer.train(resume_from_checkpoint=...)`` reads (transformers 5.
 - ``cell_state.pt``: what the Trainer does not own: the selector's evaluations, the chosen
   evaluation and its weights, and the seconds spent before the interruption
 
+A cell on several processes (:mod:`ptuning.distributed`) writes one checkpoint together:
+each rank's RNG state as ``rng_state_<rank>.pth`` (the Trainer's name for it); with FSDP the
+model and optimizer as accelerate's sharded checkpoint, ``pytorch_model_fsdp_0/`` and
+``optimizer_0/`` (torch.distributed.checkpoint: every rank writes its own shards, no rank
+ever holds the whole model), which the Trainer loads back onto the shards on resume; data
+parallel (frozen backbone) as above, from rank 0. Rank 0 creates the folder, writes the
+rest and, after a barrier, renames it into place.
+
 It is written into a hidden temporary folder and renamed into place, so a job killed while
 writing leaves no half checkpoint that a rerun could pick; only the newest complete one is
 kept, and a completed cell's checkpoints are removed (its record and artefact are all it
@@ -20,7 +28,8 @@ On SLURM (submitit), the job receives a signal before its time limit or on preem
 :class:`CheckpointOnSignal` turns that signal into a request: the training loop writes a
 checkpoint at the end of the current step and then hands the signal to the handler that
 was installed before (submitit's, which requeues the job and exits); the requeued job
-resumes from that checkpoint.
+resumes from that checkpoint. The ranks of a distributed cell agree at each step end
+whether any of them holds a request, so they checkpoint the same step together.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
+from ptuning.distributed import SINGLE, World
 from ptuning.model import PromptedModel
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -76,10 +86,11 @@ def load_cell_state(checkpoint: Path) -> dict[str, Any]:
     return torch.load(checkpoint / CELL_STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(distributed: bool) -> dict[str, Any]:
+    """This process's generators, as the Trainer saves them (every CUDA device's when distributed)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.random.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.random.get_rng_state()
+        state["cuda"] = torch.cuda.random.get_rng_state_all() if distributed else torch.cuda.random.get_rng_state()
     return state
 
 
@@ -91,24 +102,60 @@ class Checkpointer(TrainerCallback):
     elapsed seconds); ``evaluated_at`` says whether the selector evaluated at a step."""
 
     def __init__(self, cell_dir: Path, every: int, cell_state: Callable[[], dict[str, Any]],
-                 evaluated_at: Callable[[int], bool], on_signal: CheckpointOnSignal | None = None) -> None:
+                 evaluated_at: Callable[[int], bool], on_signal: CheckpointOnSignal | None = None,
+                 world: World = SINGLE) -> None:
         self.folder = cell_dir / CHECKPOINTS_DIR
         self.every, self.cell_state, self.evaluated_at, self.on_signal = every, cell_state, evaluated_at, on_signal
+        self.world = world
+        #: the Trainer's accelerator when it shards the model with FSDP (set by the experiment)
+        self.accelerator: Any = None
         self.saved_step: int | None = None
 
     def save(self, state: Any, model: PromptedModel, optimizer: Any, lr_scheduler: Any) -> Path:
-        """Write ``checkpoint-<global step>`` atomically and drop the older ones."""
+        """Write ``checkpoint-<global step>`` atomically and drop the older ones (on several
+        processes: called by every rank, written into rank 0's folder)."""
+        world = self.world
         step = state.global_step
         final = self.folder / f"checkpoint-{step}"
-        tmp = self.folder / f".checkpoint-{step}.partial-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(trainable_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(_rng_state(), tmp / "rng_state.pth")
-        torch.save(self.cell_state(), tmp / CELL_STATE_FILE)
-        state.save_to_json(str(tmp / "trainer_state.json"))
+        tmp = None
+        if world.main:
+            tmp = self.folder / f".checkpoint-{step}.partial-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        tmp = world.broadcast(tmp)
+        if self.accelerator is not None and self.accelerator.is_fsdp2:  # every rank writes its shards
+            from accelerate.utils import save_fsdp_model, save_fsdp_optimizer
+
+            plugin = self.accelerator.state.fsdp_plugin
+            quiet = logging.getLogger("accelerate.utils.fsdp_utils")  # four INFO lines per checkpoint
+            level = quiet.level
+            quiet.setLevel(logging.WARNING)
+            try:
+                save_fsdp_model(plugin, self.accelerator, model, str(tmp))
+                save_fsdp_optimizer(plugin, self.accelerator, optimizer, model, str(tmp))
+            finally:
+                quiet.setLevel(level)
+        elif world.main:
+            save_file(trainable_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        rng = world.gather(_rng_state(world.distributed))
+        if world.main:
+            torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
+            if world.distributed:
+                for rank, generators in enumerate(rng):
+                    torch.save(generators, tmp / f"rng_state_{rank}.pth")
+            else:
+                torch.save(rng[0], tmp / "rng_state.pth")
+            torch.save(self.cell_state(), tmp / CELL_STATE_FILE)
+            state.save_to_json(str(tmp / "trainer_state.json"))
+        world.barrier()  # every rank's part is on disk
+        if world.main:
+            self._publish(tmp, final, step)
+        world.barrier()
+        self.saved_step = step
+        return final
+
+    def _publish(self, tmp: Path, final: Path, step: int) -> None:
         if final.exists():  # the same step again (an evaluation after a periodic save)
             stale = self.folder / f".checkpoint-{step}.stale-{os.getpid()}"
             final.rename(stale)
@@ -120,17 +167,16 @@ class Checkpointer(TrainerCallback):
             match = _NAME.match(old.name)
             if old != final and (match and int(match.group(1)) < step or ".partial-" in old.name):
                 shutil.rmtree(old, ignore_errors=True)
-        self.saved_step = step
-        return final
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         step = state.global_step
         epoch_ends = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-9
         due = (self.every and step % self.every == 0) or self.evaluated_at(step)
-        signalled = self.on_signal is not None and self.on_signal.pending is not None
+        pending = self.on_signal is not None and self.on_signal.pending is not None
+        signalled = self.world.any(pending)  # a signal on any rank: all checkpoint this step
         if signalled or (due and not epoch_ends):  # at an epoch end, on_epoch_end saves after evaluating
             path = self.save(state, model, optimizer, lr_scheduler)
-        if signalled:
+        if pending:
             name = signal.Signals(self.on_signal.pending).name
             print(f"[checkpoint] {path.name} written; passing {name} on", flush=True)
             self.on_signal.forward()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 
 from ptuning.backbones import Backbone, load_backbone
 from ptuning.checkpoints import (
@@ -24,12 +24,20 @@ from ptuning.checkpoints import (
     quiet_frozen_keys,
 )
 from ptuning.config import LoggerName, Precision, Scheduler, Selection, Settings
+from ptuning.distributed import SINGLE, World
 from ptuning.methods import build_method
 from ptuning.model import PromptedModel
 from ptuning.tasks import Encoded, Task
 from ptuning.tasks.data import Splits
 from ptuning.tracking import WandbRun
-from ptuning.training import FeatureCollator, PeakMemory, Selector
+from ptuning.training import (
+    CellTrainer,
+    FeatureCollator,
+    PeakMemory,
+    Selector,
+    forget_accelerate_state,
+    layers_to_shard,
+)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -49,12 +57,14 @@ class Experiment:
     model: PromptedModel
     encoded: dict[str, Encoded]
     max_length: int
+    #: the processes that run the cell together (:mod:`ptuning.distributed`)
+    world: World = SINGLE
 
     @classmethod
     def build(cls, settings: Settings, task: Task, splits: Splits, max_length: int,
-              model_config: Any = None) -> Experiment:
+              model_config: Any = None, world: World = SINGLE) -> Experiment:
         """Load the backbone (from ``model_config`` when already read), attach the method
-        and head, encode the splits."""
+        and head, encode the splits (every rank builds the same model from the same seed)."""
         seed_everything(settings.seed)
         backbone = load_backbone(settings.model, model_config)
         method = build_method(settings.method, backbone, task.label_words)
@@ -66,7 +76,17 @@ class Experiment:
             encoded["test"] = task.encode(splits.test, tokenizer, max_length, train=False)
         if splits.selection:
             encoded["selection"] = task.encode(splits.selection, tokenizer, max_length, train=False)
-        return cls(settings, task, splits, backbone, model, encoded, max_length)
+        return cls(settings, task, splits, backbone, model, encoded, max_length, world)
+
+    @property
+    def strategy(self) -> str:
+        """How the cell's processes share the work: ``single`` (one process), ``fsdp`` (the
+        backbone trains: parameters, gradients and optimizer state sharded over the
+        processes, FSDP2 full sharding, one unit per transformer layer) or ``ddp`` (frozen
+        backbone: every process holds the model, the trained gradients are averaged)."""
+        if not self.world.distributed:
+            return "single"
+        return "fsdp" if self.model.method.trains_backbone else "ddp"
 
     def describe(self) -> dict[str, Any]:
         """Record fields known before training."""
@@ -90,9 +110,10 @@ class Experiment:
         }
 
     def start_tracking(self, runs_dir: Path, record: dict[str, Any], run_id: str | None) -> WandbRun | None:
-        """The cell's W&B run (``run_id``: the run an interrupted attempt began, resumed)."""
+        """The cell's W&B run (``run_id``: the run an interrupted attempt began, resumed), on
+        rank 0 only."""
         logger = self.settings.logger
-        if logger.name is LoggerName.none:
+        if logger.name is LoggerName.none or not self.world.main:
             return None
         cell = record["cell"]
         return WandbRun(logger, runs_dir, name=f"{cell['task']}-{cell['model']}-{cell['method']}-s{cell['seed']}",
@@ -108,13 +129,21 @@ class Experiment:
             return "constant_with_warmup"  # HF's "constant" ignores warmup
         return train.scheduler.value
 
-    def _trainer(self, directory: Path, selector: Selector, checkpointer: Checkpointer | None) -> Trainer:
+    def _trainer(self, directory: Path, selector: Selector, checkpointer: Checkpointer | None) -> CellTrainer:
         train = self.settings.train
         lr = self.settings.lr
         use_cuda = torch.cuda.is_available()
+        sharded = self.strategy == "fsdp"
+        if self.world.distributed:
+            forget_accelerate_state()
+        fsdp_config = None
+        if sharded:  # FSDP2 full sharding; checkpoints as torch.distributed.checkpoint shards
+            fsdp_config = {"version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                           "transformer_layer_cls_to_wrap": layers_to_shard(self.backbone.model),
+                           "state_dict_type": "SHARDED_STATE_DICT"}
         args = TrainingArguments(
             output_dir=str(directory / "trainer"), num_train_epochs=float(train.epochs),
-            max_steps=int(train.max_steps), per_device_train_batch_size=int(train.batch_size),
+            max_steps=int(train.max_steps), per_device_train_batch_size=int(train.batch_size) // self.world.size,
             learning_rate=lr, weight_decay=float(train.weight_decay),
             warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else int(train.warmup_steps),
             lr_scheduler_type=self._hf_scheduler(),
@@ -123,39 +152,40 @@ class Experiment:
             report_to=["wandb"] if self.settings.logger.name is LoggerName.wandb else [],
             remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0, use_cpu=not use_cuda,
             bf16=train.precision is Precision.bf16, fp16=train.precision is Precision.fp16,
-            logging_nan_inf_filter=False,
+            logging_nan_inf_filter=False, fsdp=True if sharded else None, fsdp_config=fsdp_config,
+            ddp_find_unused_parameters=False if self.strategy == "ddp" else None,  # every trained parameter is used
         )
-        optimizers = (None, None)
+        per_epoch = None
         if train.scheduler is Scheduler.exponential:  # official NER/QA: ExponentialLR(0.95) stepped per epoch
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(train.weight_decay))
             per_epoch = max(1, -(-len(self.encoded["train"].features) // int(train.batch_size)))
-            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.95 ** (step // per_epoch))
-            optimizers = (optimizer, schedule)
-        return Trainer(model=self.model, args=args, train_dataset=self.encoded["train"].features,
-                       data_collator=selector.collator, optimizers=optimizers,
-                       callbacks=[selector] + ([checkpointer] if checkpointer else []))  # selector first
+        trainer = CellTrainer(model=self.model, args=args, train_dataset=self.encoded["train"].features,
+                              data_collator=selector.collator, world=self.world, exponential_per_epoch=per_epoch,
+                              callbacks=[selector] + ([checkpointer] if checkpointer else []))  # selector first
+        if checkpointer is not None and sharded:
+            checkpointer.accelerator = trainer.accelerator
+        return trainer
 
     def train_and_evaluate(self, directory: Path, tracker: WandbRun | None) -> dict[str, Any]:
         """Train, select the checkpoint, save the small artefact; return record fields."""
         train = self.settings.train
-        if train.threads:
-            torch.set_num_threads(train.threads)
         eval_splits = {k: v for k, v in self.encoded.items() if k != "train"}
         keeps_state = not self.model.method.trains_backbone and train.save_artefact
         selector = Selector(
             self.task, eval_splits, FeatureCollator(self.backbone.tokenizer.pad_token_id),
             int(train.eval_batch_size), rule=train.selection.value, eval_steps=int(train.eval_steps),
             log=tracker.log if tracker else None,
-            keep_state=self.model.artefact_state if keeps_state else None,
+            keep_state=self.model.artefact_state if keeps_state else None, world=self.world,
         )
-        checkpoint = latest_checkpoint(directory) if train.checkpoint_steps is not None else None
+        checkpoint = None  # rank 0's choice: every rank resumes from the same checkpoint
+        if train.checkpoint_steps is not None:
+            checkpoint = self.world.from_main(lambda: latest_checkpoint(directory))
         seconds_before = 0.0
         if checkpoint is not None:
             saved = load_cell_state(checkpoint)
             selector.restore(saved["selector"])
             seconds_before = float(saved["seconds"])
-            print(f"[resume] {directory}: from {checkpoint.name}", flush=True)
+            if self.world.main:
+                print(f"[resume] {directory}: from {checkpoint.name}", flush=True)
         start = time.perf_counter()
         on_signal = CheckpointOnSignal()
         checkpointer = None
@@ -163,8 +193,10 @@ class Experiment:
             checkpointer = Checkpointer(
                 directory, int(train.checkpoint_steps),
                 lambda: {"selector": selector.state(), "seconds": seconds_before + time.perf_counter() - start},
-                selector.evaluated_at, on_signal)
+                selector.evaluated_at, on_signal, self.world)
         trainer = self._trainer(directory, selector, checkpointer)
+        if train.threads:  # after the Trainer: accelerate sets its own count on CPU processes without OMP_NUM_THREADS
+            torch.set_num_threads(train.threads)
         device = trainer.args.device
         signals = on_signal.installed() if checkpointer else contextlib.nullcontext()  # no checkpoint: signals act at once
         with PeakMemory(device) as memory, signals, quiet_frozen_keys(self.model):
@@ -192,6 +224,7 @@ class Experiment:
             "cost": {"train_seconds": round(total - selector.eval_seconds, 3),
                      "eval_seconds": round(selector.eval_seconds, 3), "peak_memory_mb": round(memory.peak, 1),
                      "device": str(device), "threads": torch.get_num_threads(),
+                     "processes": self.world.size, "strategy": self.strategy,
                      "steps": trainer.state.global_step,
                      "resumed_from_step": int(checkpoint.name.split("-")[1]) if checkpoint else None},
         }
@@ -206,7 +239,7 @@ class Experiment:
         else:
             folded = self.model.method.fold_for_storage()
             params["stored"] = sum(v.numel() for v in self.model.artefact_state().values())
-            if selector.chosen_state is not None:
+            if selector.chosen_state is not None and self.world.main:
                 path = directory / "prompt.safetensors"
                 self.model.save_artefact(path, {
                     "method": self.settings.method.name, "model": self.settings.model.name,

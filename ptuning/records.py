@@ -111,7 +111,8 @@ class Record:
     - ``history``: every evaluation (epoch, step, ``<split>/<metric>``)
     - ``selection``: rule, metric, split, epoch, step, n_evals, note
     - ``cost``: train/eval seconds (summed over attempts), peak memory (MB), device, threads,
-      steps, ``resumed_from_step`` (the checkpoint the last attempt started from, or null)
+      steps, ``resumed_from_step`` (the checkpoint the last attempt started from, or null),
+      ``processes`` and ``strategy`` (single | fsdp | ddp: one cell on several GPUs)
     - ``wandb``: run_id, project, mode of the cell's one W&B run (kept across resumed
       attempts), or null without a W&B logger
     - ``artefact``: file name and bytes of the trained prompt/prefix/adapter + head, or null

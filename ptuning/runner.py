@@ -6,6 +6,10 @@ values, the launch (a preset never changes a cell's method, model, task or seed)
 backbone's positions (from its config file alone) and the data. Bad input raises a
 :class:`~ptuning.errors.SetupError` and nothing is written. Once the cell's identity is
 known, any other exception is stored in a ``failed`` record with its traceback.
+
+A cell may run on several processes (:mod:`ptuning.distributed`: torchrun, or a SLURM job
+with one task per GPU): every process runs :func:`run_cell` with the same config, rank 0
+alone writes the record and talks to W&B.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ptuning.config import (
     check_config,
     identity_options,
 )
+from ptuning.distributed import SINGLE, World, init_world
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
 from ptuning.experiment import Experiment
 from ptuning.methods import METHODS
@@ -123,11 +128,22 @@ def check_device(settings: Settings) -> None:
         raise ConfigError("train.precision='fp16': needs a CUDA device; allowed without one: fp32, bf16")
 
 
-def prepare(cfg: DictConfig) -> Prepared:
+def check_world(settings: Settings, world: World) -> None:
+    """On several processes ``train.batch_size`` stays the global batch (the official
+    scripts' batch size): each process takes ``batch_size / processes`` of it, which must be
+    whole."""
+    batch = settings.train.batch_size
+    if batch % world.size:
+        raise ConfigError(f"train.batch_size={batch}: the global batch, shared by the {world.size} processes of "
+                          f"this cell, must divide evenly; allowed: a multiple of {world.size}")
+
+
+def prepare(cfg: DictConfig, world: World = SINGLE) -> Prepared:
     """Check a composed cell config, read its data and place it; loads no weights."""
     settings = check_config(cfg)
     check_launch(cfg)
     check_device(settings)
+    check_world(settings, world)
     task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
     settings.method.check_task(task.name, task.label_words)
     model_config = backbone_config(settings.model)
@@ -158,32 +174,37 @@ def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
     )
 
 
-def _failed(record: Record, directory: Path, err: BaseException) -> Outcome:
+def _failed(record: Record, directory: Path, err: BaseException, world: World) -> Outcome:
     record.fail(err, traceback.format_exception(err))
-    record.save(directory)
+    if world.main:
+        record.save(directory)
     return Outcome(record.cell, "failed", directory, record.to_dict(), err)
 
 
 def run_cell(cfg: DictConfig) -> Outcome:
     """Train and evaluate one cell and write its record; a completed cell is skipped unless
-    ``redo=true``, an interrupted one resumes from its latest checkpoint. Bad input raises :class:`SetupError` with nothing written; a failure once
-    the cell is placed (a diverging loss, a bug) is returned as a ``failed`` outcome."""
-    prepared = prepare(cfg)
+    ``redo=true``, an interrupted one resumes from its latest checkpoint. Bad input raises
+    :class:`SetupError` with nothing written; a failure once the cell is placed (a diverging
+    loss, a bug) is returned as a ``failed`` outcome. On several processes every rank calls
+    this with the same config and gets the same outcome; rank 0 writes."""
+    world = init_world()
+    prepared = prepare(cfg, world)
     directory = prepared.directory
-    previous = previous_record(directory)
+    previous = world.from_main(lambda: previous_record(directory))
     if cfg.redo:
-        remove_checkpoints(directory)
+        if world.main:
+            remove_checkpoints(directory)
         previous = None
     elif previous is not None and previous["status"] == "completed":
         return Outcome(prepared.cell, "skipped", directory, previous)
     record = _new_record(cfg, prepared)
     try:
         experiment = Experiment.build(prepared.settings, prepared.task, prepared.splits, prepared.max_length,
-                                      prepared.model_config)
+                                      prepared.model_config, world)
     except SetupError:
         raise
     except Exception as err:  # a bug while building: recorded with its traceback
-        return _failed(record, directory, err)
+        return _failed(record, directory, err, world)
     described = experiment.describe()
     for key, value in described.items():
         setattr(record, key, {**getattr(record, key), **value} if isinstance(value, dict) else value)
@@ -191,18 +212,18 @@ def run_cell(cfg: DictConfig) -> Outcome:
     tracker = experiment.start_tracking(Path(cfg.paths.runs_dir), record.to_dict(), run_id)
     if tracker is not None:
         record.wandb = tracker.describe()
-    record.save(directory)
+    if world.main:
+        record.save(directory)
     try:
         for key, value in experiment.train_and_evaluate(directory, tracker).items():
             setattr(record, key, value)
         record.status = "completed"
-        record.save(directory)
-        remove_checkpoints(directory)  # the record and the artefact are all a completed cell keeps
+        if world.main:
+            record.save(directory)
+            remove_checkpoints(directory)  # the record and the artefact are all a completed cell keeps
         return Outcome(prepared.cell, "completed", directory, record.to_dict())
     except Exception as err:  # a failed cell must not stop the rest of a grid
-        return _failed(record, directory, err)
+        return _failed(record, directory, err, world)
     finally:
         if tracker is not None:
             tracker.finish(record.to_dict())
-
-
