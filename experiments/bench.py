@@ -2,18 +2,20 @@
 
     python -m experiments.bench [--models minilm_l6,tiny_bert_large_shape] [--rounds 5]
         [--batch 16 | --batch minilm_l6=16,tiny_bert_large_shape=4] [--length ...]
-        [--steps ...] [--warmup ...] [--methods a,b,...] [--seed 0] [--out bench.json]
+        [--steps ...] [--warmup ...] [--methods a,b,...] [--seed 0] [--out bench.json] [--fresh]
 
 Per model, the bench runs rounds; in every round each method runs once, in an order shuffled
-per round with a fixed seed, each in a fresh subprocess (so its peak memory is its own). A
-subprocess builds the backbone, the method and a classification head, then times ``warmup +
-steps`` AdamW training steps on one fixed random batch (prompt/prefix length 16) and reports
+per round with a fixed seed, each in a process of its own (so its peak memory is its own):
+forked from the bench once that has imported the libraries, before any model or torch
+computation exists (Linux; this saves ~10 s of imports per run), or with ``--fresh`` a new
+interpreter per run. A run builds the backbone, the method and a classification head, then
+times ``warmup + steps`` AdamW training steps on one fixed random batch (prompt/prefix length 16) and reports
 the median step (forward, backward, optimizer). Every ratio (x ``finetune``, x HF PEFT's prefix
 tuning, the independent implementation) is computed per round from that round's two
 measurements and reported as median [min-max] over rounds. PEFT's model is built around the
 very backbone module the suite loaded, so both sides run identical weights (random ones for
 the ``tiny_*`` configs). Memory is the process's resident set size (Linux RSS): ``peak MB`` is
-its maximum over the whole subprocess (Python, libraries, weights, optimizer state,
+its maximum over the whole run's process (Python, libraries, weights, optimizer state,
 activations; ``ru_maxrss``), ``train MB`` the training-only increment (peak RSS during the
 steps minus RSS once the model was built: gradients, optimizer state, activations).
 """
@@ -21,7 +23,9 @@ steps minus RSS once the model was built: gradients, optimizer state, activation
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -29,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -54,7 +59,7 @@ class Settings:
 
 #: per-model defaults, chosen so the default ``make bench`` takes about 10-15 minutes on 2 cores
 DEFAULTS: dict[str, Settings] = {
-    "minilm_l6": Settings(batch=16, length=128, steps=3, warmup=1, rounds=5),
+    "minilm_l6": Settings(batch=16, length=128, steps=5, warmup=1, rounds=5),
     # two steps per run (the second one holds optimizer state, gradients and activations at once)
     "tiny_bert_large_shape": Settings(batch=2, length=128, steps=1, warmup=1, rounds=3),
 }
@@ -233,6 +238,51 @@ def run_worker(method: str, model: str, settings: Settings, threads: int) -> dic
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def preload(models: Sequence[str]) -> None:
+    """Import everything a run needs, model classes included, without building a model or
+    running any torch computation (so no thread pool exists yet): forked runs start from here."""
+    import peft  # noqa: F401
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+
+    import ptuning.methods  # noqa: F401
+    import ptuning.model  # noqa: F401
+    from ptuning.backbones import backbone_config
+
+    for model in models:
+        with contextlib.redirect_stdout(sys.stderr):  # the MiniLM package prints on import
+            config_class = type(backbone_config(load_model_config(model)))
+        AutoModel._model_mapping[config_class]  # imports the family's modelling module
+        AutoModelForSequenceClassification._model_mapping[config_class]
+
+
+def _forked_run(conn: Any, method: str, model: str, settings: Settings, threads: int) -> None:
+    sys.stdout = sys.stderr  # the bench's stdout carries its tables only
+    try:
+        conn.send(measure(method, model, settings, threads))
+    except BaseException:
+        conn.send({"error": traceback.format_exc()})
+    finally:
+        conn.close()
+
+
+def run_forked(method: str, model: str, settings: Settings, threads: int) -> dict[str, Any]:
+    """:func:`measure` in a child process forked from this one (its own peak RSS); call
+    :func:`preload` first so that the child does not spend its time importing (Linux)."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_forked_run, args=(send, method, model, settings, threads))
+    process.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = {"error": "the run ended without a result"}
+    process.join()
+    if "error" in result:
+        sys.exit(f"bench: {method} on {model} failed (exit code {process.exitcode}):\n{result['error'][-3000:]}")
+    return result
+
+
 def round_orders(methods: Sequence[str], rounds: int, seed: int) -> list[list[str]]:
     """The method order of every round: shuffled per round by a generator seeded with ``seed``."""
     rng = random.Random(seed)
@@ -353,7 +403,8 @@ def target_lines(summaries: dict[str, dict[str, dict[str, Any]]], rows: dict[str
     return lines
 
 
-def describe(model: str, settings: Settings, threads: int, seed: int, orders: list[list[str]]) -> str:
+def describe(model: str, settings: Settings, threads: int, seed: int, orders: list[list[str]],
+             runner: Runner | None = None) -> str:
     """The settings line printed above a model's table."""
     short = {"prompt_tuning": "pt", "ptuning_v1": "v1", "prefix_tuning": "prefix", "ptuning_v2": "v2",
              "lora": "lora", "finetune": "ft", REFERENCE: "peft"}
@@ -361,15 +412,17 @@ def describe(model: str, settings: Settings, threads: int, seed: int, orders: li
     return (f"## model={model}: batch {settings.batch}, length {settings.length}, {settings.steps} timed steps "
             f"(+{settings.warmup} warm-up) per run, {settings.rounds} rounds, {threads} threads, "
             f"prompt/prefix length {PROMPT_LENGTH}, one random batch, AdamW\n"
-            f"   method order per round (seed {seed}): {order_text}")
+            f"   method order per round (seed {seed}): {order_text}; each run in "
+            f"{'a fresh interpreter' if runner is run_worker else 'a process forked from the bench'}")
 
 
 LEGEND = (
     "step s: median over rounds of each run's median step (forward + backward + AdamW step); "
     "x finetune / x PEFT: per-round ratio to the same round's finetune / PEFT prefix tuning, "
     "median [min-max] over rounds.\n"
-    "peak MB: the subprocess's peak RSS (ru_maxrss: Python, libraries, weights, optimizer state, "
-    "activations); train MB: training-only increment, peak RSS during the steps minus RSS once "
+    "peak MB: the run's process's peak RSS (ru_maxrss: Python, libraries, weights, optimizer state, "
+    "activations; a forked run does not count library pages it never touches, ~70 MB less than "
+    "--fresh); train MB: training-only increment, peak RSS during the steps minus RSS once "
     "the model was built (gradients, optimizer state, activations; the frozen weights are excluded)."
 )
 
@@ -419,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-round method order")
     parser.add_argument("--methods", default=None, help="comma list (default: every method, then PEFT's)")
     parser.add_argument("--out", type=Path, help="also write settings and every run's row as JSON")
+    parser.add_argument("--fresh", action="store_true",
+                        help="a new interpreter per run instead of a fork of the bench (slower)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -430,15 +485,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     methods = args.methods.split(",") if args.methods else [*METHODS, REFERENCE]
     started = time.perf_counter()
+    runner: Runner = run_worker
+    if not args.fresh and "fork" in multiprocessing.get_all_start_methods():
+        preload(models)
+        runner = run_forked
     all_rows: dict[str, list[dict[str, Any]]] = {}
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     blocks = []
     for model in models:
-        rows = run_rounds(model, settings[model], methods, args.seed, args.threads,
+        rows = run_rounds(model, settings[model], methods, args.seed, args.threads, runner,
                           log=lambda text: print(text, file=sys.stderr, flush=True))
         all_rows[model], summaries[model] = rows, summarize(rows)
         orders = round_orders(methods, settings[model].rounds, args.seed)
-        blocks.append(f"{describe(model, settings[model], args.threads, args.seed, orders)}\n\n"
+        blocks.append(f"{describe(model, settings[model], args.threads, args.seed, orders, runner)}\n\n"
                       f"{format_table(summaries[model])}")
     elapsed = time.perf_counter() - started
     print("\n\n".join(blocks))

@@ -117,3 +117,13 @@ def test_worker_subprocess_reports_one_json_row():
     assert {"step_s", "forward_s", "backward_s", "optimizer_s", "peak_mb", "built_mb", "train_mb",
             "trainable"} <= set(row)
     assert row["peak_mb"] >= row["built_mb"] > 0
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork")
+def test_forked_run_reports_one_row():
+    """The default runner: a child forked from the bench (after :func:`bench.preload`)."""
+    bench.preload(["tiny_bert"])
+    row = bench.run_forked("ptuning_v2", "tiny_bert", Settings(batch=2, length=8, steps=1, warmup=0), threads=1)
+    assert row["method"] == "ptuning_v2" and row["peak_mb"] >= row["built_mb"] > 0
+    with pytest.raises(SystemExit, match="no_such_method"):
+        bench.run_forked("no_such_method", "tiny_bert", Settings(steps=1, warmup=0), threads=1)
