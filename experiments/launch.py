@@ -127,11 +127,9 @@ class Planner:
         """Padded tokens per synthetic row, measured on the rows the cell would generate."""
         key = (task.name, task.max_length)
         if key not in self._synthetic_tokens:
-            from transformers import AutoTokenizer
+            from ptuning.backbones import minilm_tokenizer
 
-            from ptuning.backbones import _cache_dir, _minilm_dir
-
-            tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+            tokenizer = minilm_tokenizer()
             rows = task.synthetic_rows("train", min(settings.data.synthetic_train, 512))
             encoded = task.encode(rows, tokenizer, task.max_length, train=True)
             self._synthetic_tokens[key] = tokens_per_row(encoded.features, len(rows))

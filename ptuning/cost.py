@@ -21,6 +21,7 @@ peak per precision times an assumed model-FLOPs utilisation (:data:`A100`).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -76,11 +77,14 @@ def epochs_run(settings: Settings, train_rows: int) -> float:
 
 
 def evaluations_run(settings: Settings, train_rows: int, epochs: float) -> float:
-    """How many times the evaluation splits are scored: each epoch end, or every
-    ``train.eval_steps`` steps, and once more at the end of training."""
+    """How many times the evaluation splits are scored: at each epoch end (or every
+    ``train.eval_steps`` steps), plus once at the end of training when that is not one of
+    them (the selector never scores one step twice)."""
     train = settings.train
-    steps = epochs * train_rows / train.batch_size
-    return (steps / train.eval_steps if train.eval_steps else epochs) + 1
+    if train.eval_steps:
+        steps = math.ceil(epochs * train_rows / train.batch_size)
+        return steps // train.eval_steps + (1 if steps % train.eval_steps else 0)
+    return math.floor(epochs) + (0 if epochs == math.floor(epochs) else 1)
 
 
 def estimate(settings: Settings, task: Task, params: float, trains_backbone: bool, gpus: int,

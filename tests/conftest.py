@@ -38,6 +38,26 @@ def compose_config(overrides: list[str], hydra: bool = False):
         return compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
+class Interrupted(BaseException):
+    """Stands for the process dying: not an ``Exception``, so no failed record is written."""
+
+
+def save_then_stop_at(step: int):
+    """A ``Checkpointer.save`` that raises :class:`Interrupted` (carrying the checkpoint's path)
+    once the checkpoint at ``step`` or later is written: a cell killed right after it."""
+    from ptuning.checkpoints import Checkpointer
+
+    real_save = Checkpointer.save
+
+    def save(self, state, *args):
+        path = real_save(self, state, *args)
+        if state.global_step >= step:
+            raise Interrupted(path)
+        return path
+
+    return save
+
+
 def method_cfg(name: str, **overrides) -> dict:
     """Options of method ``name`` (its dataclass supplies every default)."""
     return {"name": name, **overrides}

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, Interrupted, save_then_stop_at
 from conftest import compose_config as _compose
 from safetensors import safe_open
 
@@ -41,20 +41,8 @@ def _record(runs_dir: Path) -> dict:
     return load_record(path)
 
 
-class Interrupted(BaseException):
-    """Stands for the process dying: not an ``Exception``, so no failed record is written."""
-
-
 def _interrupt_after_save_at(monkeypatch, step: int) -> None:
-    real_save = Checkpointer.save
-
-    def save(self, state, *args):
-        path = real_save(self, state, *args)
-        if state.global_step >= step:
-            raise Interrupted(path)
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save)
+    monkeypatch.setattr(Checkpointer, "save", save_then_stop_at(step))
 
 
 def _capture_final_weights(monkeypatch) -> list[dict]:

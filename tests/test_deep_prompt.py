@@ -269,18 +269,9 @@ def test_deberta_prefix_matches_official_attention(max_relative_positions):
     assert (got[real] - plain[real]).abs().max() > 1e-3
 
 
-def test_deberta_prefix_gets_gradients_through_every_layer():
+def test_deberta_runs_its_patched_eager_attention_only():
+    """(Its prefix gets a gradient at every layer: test_every_layer_attends_to_its_prefix.)"""
     backbone = load_backbone(model_cfg("tiny_deberta"))
-    backbone.model.train()
-    backbone.model.requires_grad_(False)
-    ids, mask = _inputs()
-    prompt = _random_prompt(backbone, ids.shape[0], 3)
-    out = _hidden(backbone, ids, mask, prompt)
-    (out[mask.bool()] ** 2).mean().backward()
-    grad = prompt.key_values.grad
-    for layer in range(backbone.num_layers):
-        for kind in (0, 1):  # keys and values
-            assert grad[layer, kind].abs().sum() > 0, (layer, kind)
     assert backbone.model.config._attn_implementation == "eager"
     with pytest.raises(ValueError, match="supports only attention=eager"):
         type(backbone.adapter)(backbone.model, "sdpa")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import ROOT
+from conftest import ROOT, Interrupted, save_then_stop_at
 from conftest import compose_config as _compose
 
 from ptuning.checkpoints import CHECKPOINTS_DIR, Checkpointer, latest_checkpoint, trainable_state
@@ -44,10 +44,6 @@ FROZEN = [*[o for o in BASE if not o.startswith("task=")], "method=ptuning_v2", 
 LOSS_RTOL, WEIGHT_ATOL = 1e-5, 1e-5
 STOP_AT = 5
 LAUNCH_TIMEOUT_S = 300
-
-
-class Interrupted(BaseException):
-    """Stands for the processes dying: not an ``Exception``, so no failed record is written."""
 
 
 def _free_port() -> int:
@@ -98,14 +94,7 @@ def _run(overrides: list[str], report: dict[str, Any]) -> Any:
 def _interrupted(overrides: list[str], step: int) -> dict[str, Any]:
     """Run the cell until its checkpoint at ``step`` is written, then stop it as if killed."""
     real_save = Checkpointer.save
-
-    def save(self, state, *args):
-        path = real_save(self, state, *args)
-        if state.global_step >= step:
-            raise Interrupted(path)
-        return path
-
-    Checkpointer.save = save
+    Checkpointer.save = save_then_stop_at(step)  # patched in this worker process, restored below
     try:
         run_cell(_compose(overrides))
     except Interrupted as stopped:

@@ -10,21 +10,14 @@ import pytest
 from conftest import ROOT, compose_config
 
 from experiments.launch import group_commands, main, plan_grid
+from ptuning.backbones import minilm_tokenizer
 from ptuning.config import check_config
-from ptuning.cost import A100, estimate, tokens_per_row
+from ptuning.cost import A100, epochs_run, estimate, evaluations_run, tokens_per_row
 from ptuning.tasks import TASKS, get_task
 from ptuning.training import FeatureCollator
 
-TINY_GRID = ["model=tiny_bert", "task=rte", "method=finetune,ptuning_v2", "train.max_steps=2",
+TINY_GRID = ["model=tiny_bert", "task=rte", "method=finetune,ptuning_v2", "train.max_steps=3", "train.batch_size=8",
              "data.synthetic_train=16", "data.synthetic_eval=16", "train.eval_batch_size=16"]
-
-
-def _tokenizer():
-    from transformers import AutoTokenizer
-
-    from ptuning.backbones import _cache_dir, _minilm_dir
-
-    return AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
 
 
 @pytest.mark.parametrize("task_name", ["rte", "copa", "conll04", "squad"])
@@ -33,7 +26,7 @@ def test_tokens_per_row_counts_what_the_collator_pads(task_name):
     same batches (every choice of a multiple-choice row, every window of a QA row)."""
     task = get_task(task_name)
     rows = task.synthetic_rows("train", 40)
-    encoded = task.encode(rows, _tokenizer(), task.max_length, train=True)
+    encoded = task.encode(rows, minilm_tokenizer(), task.max_length, train=True)
     collate = FeatureCollator(0)
     order = list(range(len(encoded.features)))
     random.Random(3).shuffle(order)
@@ -53,7 +46,7 @@ def test_task_size_matches_the_real_train_file(task_name, data_dir):
     task = get_task(task_name)
     rows = task.read_local(str(data_dir / LOCAL_TRAIN[task_name]))
     assert task.size.train_rows == len(rows)
-    encoded = task.encode(rows, _tokenizer(), task.max_length, train=True)
+    encoded = task.encode(rows, minilm_tokenizer(), task.max_length, train=True)
     assert task.size.tokens_per_row == pytest.approx(tokens_per_row(encoded.features, len(rows)), abs=0.05)
 
 
@@ -133,7 +126,11 @@ def test_dry_run_reports_pending_then_completed(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
     cells = plan_grid("default", overrides)
     for cell in cells:
-        assert run_cell(compose_config(cell.overrides)).status == "completed"
+        outcome = run_cell(compose_config(cell.overrides))
+        assert outcome.status == "completed"
+        rows = outcome.record["data"]["train_examples"]  # the cost model counts the evaluations that ran
+        assert evaluations_run(cell.settings, rows, epochs_run(cell.settings, rows)) == \
+            outcome.record["selection"]["n_evals"]
     assert main(["default", "--dry-run", *overrides]) == 0
     assert "2 cells (2 completed)" in capsys.readouterr().out
 

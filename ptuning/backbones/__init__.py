@@ -154,6 +154,11 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("PTUNING_CACHE", Path.home() / ".cache" / "ptuning-suite"))
 
 
+def minilm_tokenizer() -> PreTrainedTokenizerBase:
+    """The MiniLM checkpoint's WordPiece tokenizer (offline; tiny backbones use it too)."""
+    return AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+
+
 def max_positions(config: PretrainedConfig) -> int | None:
     """How many token positions the backbone can embed (None: relative positions, no limit)."""
     traits = FAMILIES[config.model_type]
@@ -257,7 +262,7 @@ def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
     config = config if config is not None else backbone_config(cfg)
     source = str(getattr(cfg.source, "value", cfg.source))
     if source == "tiny":
-        tokenizer = AutoTokenizer.from_pretrained(str(_minilm_dir(_cache_dir())))
+        tokenizer = minilm_tokenizer()
         config.vocab_size = tokenizer.vocab_size
         torch.manual_seed(int(getattr(cfg, "init_seed", 0)))
         model = AutoModel.from_config(config)
