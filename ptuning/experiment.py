@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from transformers import TrainingArguments
 
+from ptuning.artefacts import ARTEFACT_NAME, describe
+from ptuning.artefacts import save as save_artefact
 from ptuning.backbones import Backbone, load_backbone
 from ptuning.checkpoints import (
     Checkpointer,
@@ -240,11 +242,13 @@ class Experiment:
             folded = self.model.method.fold_for_storage()
             params["stored"] = sum(v.numel() for v in self.model.artefact_state().values())
             if selector.chosen_state is not None and self.world.main:
-                path = directory / "prompt.safetensors"
-                self.model.save_artefact(path, {
-                    "method": self.settings.method.name, "model": self.settings.model.name,
-                    "task": self.task.name, "epoch": str(chosen.epoch),
-                    "stored_form": "folded" if folded else "trained"})
+                path = directory / ARTEFACT_NAME
+                settings = self.settings
+                cell = {"method": settings.method.name, "model": settings.model.name, "task": self.task.name,
+                        "seed": settings.seed, "group": settings.group}
+                description = describe(settings.method, settings.model, self.backbone, self.task, self.max_length,
+                                       settings.train.head_dropout, cell, chosen.epoch)
+                save_artefact(self.model, path, description, folded)
                 result["artefact"] = {"path": path.name, "bytes": path.stat().st_size}
         result["params"] = params
         return result

@@ -25,9 +25,12 @@ def insert_prompt(
     token_types: torch.Tensor | None,
     prompt: torch.Tensor,
     insert_at: torch.Tensor,
+    prompt_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Insert virtual tokens before the original indices ``insert_at`` (batch, L).
 
+    ``prompt_mask`` (batch, L): which virtual tokens are real (None: all); a batch mixing
+    tasks pads shorter prompts with masked ones inserted at the end (``insert_at`` = T).
     Returns the lengthened embeddings, mask and token types, and ``token_index``
     (batch, T): the new position of every original token, used to map outputs back.
     """
@@ -43,11 +46,24 @@ def insert_prompt(
     source.scatter_(1, prompt_index, torch.arange(seq, seq + length, device=embeds.device).expand(batch, -1))
     combined = torch.cat([embeds, prompt.to(embeds.dtype)], dim=1)
     new_embeds = combined.gather(1, source.unsqueeze(-1).expand(-1, -1, embeds.shape[-1]))
-    new_mask = torch.cat([mask, mask.new_ones(batch, length)], dim=1).gather(1, source)
+    prompt_visible = mask.new_ones(batch, length) if prompt_mask is None else prompt_mask.gather(1, order).to(mask.dtype)
+    new_mask = torch.cat([mask, prompt_visible], dim=1).gather(1, source)
     new_types = None
     if token_types is not None:
         new_types = torch.cat([token_types, token_types.new_zeros(batch, length)], 1).gather(1, source)
     return new_embeds, new_mask, new_types, token_index
+
+
+def shifted_positions(backbone: Backbone, mask: torch.Tensor, shift: torch.Tensor) -> torch.Tensor | None:
+    """Position ids of tokens pushed back by ``shift`` (batch,) positions, as the official code's
+    ``past_key_values`` prefix did (None for families whose positions are relative)."""
+    style = backbone.traits.positions
+    if style == "absolute":
+        return torch.arange(mask.shape[1], device=mask.device).expand(mask.shape[0], -1) + shift[:, None]
+    if style == "roberta":
+        pad = backbone.model.config.pad_token_id or 0
+        return (torch.cumsum(mask, dim=1) + shift[:, None]) * mask + pad
+    return None
 
 
 class PromptedModel(nn.Module):
@@ -80,13 +96,7 @@ class PromptedModel(nn.Module):
     def _position_ids(self, mask: torch.Tensor, prompt: DeepPrompt | None) -> torch.Tensor | None:
         if prompt is None or not self.method.shifts_positions:
             return None
-        style = self.info.traits.positions
-        if style == "absolute":
-            return torch.arange(mask.shape[1], device=mask.device).expand(mask.shape[0], -1) + prompt.length
-        if style == "roberta":
-            pad = self.backbone.config.pad_token_id or 0
-            return (torch.cumsum(mask, dim=1) + prompt.length) * mask + pad
-        return None
+        return shifted_positions(self.info, mask, torch.full_like(mask[:, 0], prompt.length))
 
     def forward(
         self,

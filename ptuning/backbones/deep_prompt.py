@@ -39,9 +39,12 @@ class DeepPrompt:
     """Per-layer prefix keys and values.
 
     ``key_values`` has shape (num_layers, 2, batch, num_kv_heads, length, head_dim).
+    ``mask`` (batch, length), when given, says which prefix positions each example sees
+    (a batch mixing tasks pads shorter prefixes); None: every example sees all of them.
     """
 
     key_values: torch.Tensor
+    mask: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -51,23 +54,33 @@ class DeepPrompt:
         """(key, value) of one layer, each (batch, num_kv_heads, length, head_dim)."""
         return self.key_values[index, 0], self.key_values[index, 1]
 
+    def visible(self, query_len: int) -> torch.Tensor:
+        """(batch, 1, query_len, length) bool: which prefix columns each query sees."""
+        batch = self.key_values.shape[2]
+        if self.mask is None:
+            return torch.ones(batch, 1, query_len, self.length, dtype=torch.bool, device=self.key_values.device)
+        return self.mask.bool()[:, None, None, :].expand(-1, 1, query_len, -1)
+
 
 def _extend_mask(
-    mask: torch.Tensor | None, prefix_len: int, query: torch.Tensor, key_len: int, causal: bool
+    mask: torch.Tensor | None, prompt: DeepPrompt, query: torch.Tensor, key_len: int, causal: bool
 ) -> torch.Tensor | None:
-    """Prepend ``prefix_len`` always-visible key columns to a 4D attention mask."""
+    """Prepend the prefix's key columns (visible unless the prompt masks them) to a 4D
+    attention mask."""
     batch, q_len = query.shape[0], query.shape[-2]
     if mask is None:
-        if not causal:
+        if not causal and prompt.mask is None:
             return None
-        visible = torch.ones(q_len, key_len, dtype=torch.bool, device=query.device).tril(key_len - q_len)
+        visible = torch.ones(q_len, key_len, dtype=torch.bool, device=query.device)
+        if causal:
+            visible = visible.tril(key_len - q_len)
         mask = visible[None, None].expand(batch, 1, q_len, key_len)
-    pad_shape = (*mask.shape[:-1], prefix_len)
-    if mask.dtype == torch.bool:
-        pad = torch.ones(pad_shape, dtype=torch.bool, device=mask.device)
-    else:
-        pad = torch.zeros(pad_shape, dtype=mask.dtype, device=mask.device)
-    return torch.cat([pad, mask], dim=-1)
+    if mask.shape[0] != batch:  # a mask broadcast over the batch
+        mask = mask.expand(batch, *mask.shape[1:])
+    prefix = prompt.visible(q_len).to(mask.device).expand(-1, mask.shape[1], -1, -1)
+    if mask.dtype != torch.bool:
+        prefix = torch.zeros_like(prefix, dtype=mask.dtype).masked_fill(~prefix, torch.finfo(mask.dtype).min)
+    return torch.cat([prefix, mask], dim=-1)
 
 
 def _model_eager_attention(module: nn.Module) -> Callable:
@@ -88,7 +101,7 @@ def _make_attention(backend: str) -> Callable:
             key = torch.cat([prefix_key.to(key.dtype), key], dim=-2)
             value = torch.cat([prefix_value.to(value.dtype), value], dim=-2)
             attention_mask = _extend_mask(
-                attention_mask, prompt.length, query, key_len, getattr(module, "is_causal", False)
+                attention_mask, prompt, query, key_len, getattr(module, "is_causal", False)
             )
         base = ALL_ATTENTION_FUNCTIONS["sdpa"] if backend == "sdpa" else _model_eager_attention(module)
         return base(module, query, key, value, attention_mask, **kwargs)
@@ -166,7 +179,7 @@ def _deberta_v2_attention_forward(
     scores = scores.view(-1, heads, scores.size(-2), scores.size(-1))
 
     mask = attention_mask.bool()
-    mask = torch.cat([mask.new_ones(*mask.shape[:-1], length), mask], dim=-1)
+    mask = torch.cat([prompt.visible(mask.shape[-2]).to(mask.device).expand(*mask.shape[:-1], -1), mask], dim=-1)
     scores = scores.masked_fill(~mask, torch.finfo(query.dtype).min)
     probs = self.dropout(nn.functional.softmax(scores, dim=-1))
     context = torch.bmm(probs.view(-1, probs.size(-2), probs.size(-1)), torch.cat([prefix_value, value], 1))
@@ -223,7 +236,7 @@ def _deberta_v1_attention_forward(
         scores = self.head_logits_proj(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     mask = attention_mask.bool()
-    mask = torch.cat([mask.new_ones(*mask.shape[:-1], prompt.length), mask], dim=-1)
+    mask = torch.cat([prompt.visible(mask.shape[-2]).to(mask.device).expand(*mask.shape[:-1], -1), mask], dim=-1)
     scores = scores.masked_fill(~mask, torch.finfo(query.dtype).min)
     probs = self.dropout(nn.functional.softmax(scores, dim=-1))
     if self.head_weights_proj is not None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from ptuning.errors import ConfigError, require
+from ptuning.errors import ConfigError, DataFormatError, require
 from ptuning.tasks.synthetic import balanced_labels, stable_seed
 
 Row = dict[str, Any]
@@ -67,6 +67,8 @@ class Task:
     label_names: ClassVar[tuple[str, ...]] = ()
     #: keys of a canonical row (the hub dataset's columns)
     row_keys: ClassVar[frozenset[str]]
+    #: the row key holding the gold answer (absent from rows to predict)
+    label_key: ClassVar[str] = "label"
     #: maximum input length in tokens (``task.max_length`` overrides it)
     max_length: int = 128
     #: input templates the task offers (``task.template`` picks one); empty: none
@@ -157,6 +159,27 @@ class Task:
     def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
         """Metrics (0-100 scale) of the predictions ``logits`` for ``encoded``."""
         raise NotImplementedError
+
+    def predict(self, logits: np.ndarray, encoded: Encoded) -> list[Any]:
+        """One prediction per row of ``encoded``, in the task's label space (a label name, a
+        tag per word, an answer text, an entity), decided as :meth:`score` decides."""
+        raise NotImplementedError
+
+    def blank_label(self, row: Row) -> Any:
+        """A placeholder for :attr:`label_key` in a row to predict (it is never scored)."""
+        return 0
+
+    def unlabelled(self, row: Row, where: str) -> Row:
+        """A row to predict, checked against the canonical schema, its label filled with a
+        placeholder; :class:`DataFormatError` naming ``where`` if a field is missing."""
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{where}: a {self.name} example must be an object with the fields "
+                                  f"{sorted(self.row_keys - {self.label_key})}; got {type(row).__name__}")
+        missing = sorted(self.row_keys - {self.label_key} - set(row))
+        if missing:
+            raise DataFormatError(f"{where}: a {self.name} example needs the fields "
+                                  f"{sorted(self.row_keys - {self.label_key})}; missing {missing}")
+        return {**row, self.label_key: self.blank_label(row)}
 
 
 TASKS: dict[str, type[Task]] = {}

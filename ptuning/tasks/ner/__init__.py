@@ -56,6 +56,7 @@ class NerTask(Task):
     metrics = ("f1", "precision", "recall", "accuracy")
     primary_metric = "f1"
     row_keys = frozenset({"id", "tokens", "ner_tags"})
+    label_key = "ner_tags"
     reported_split = "test"
     #: column layout of the local files (see ptuning.tasks.formats.read_conll)
     conll_format: ClassVar[str] = "conll2003"
@@ -155,17 +156,19 @@ class NerTask(Task):
             first_subtokens.append(firsts)
         return Encoded(rows, features, {"first_subtokens": first_subtokens})
 
-    def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
-        """Word-level tags from each word's first sub-token; words cut off by truncation
-        are predicted "O" so every gold entity counts."""
+    def predict(self, logits: np.ndarray, encoded: Encoded) -> list[list[str]]:
+        """A tag per word, from the word's first sub-token; words cut off by truncation are
+        predicted "O"."""
         predicted = logits.argmax(-1)
-        preds, golds = [], []
-        for i, row in enumerate(encoded.rows):
-            firsts = encoded.extra["first_subtokens"][i]
-            preds.append([self.label_names[predicted[i, firsts[w]]] if w in firsts else "O"
-                          for w in range(len(row["tokens"]))])
-            golds.append(list(row["ner_tags"]))
-        return metrics.ner_scores(preds, golds)
+        return [[self.label_names[predicted[i, firsts[w]]] if w in firsts else "O" for w in range(len(row["tokens"]))]
+                for i, (row, firsts) in enumerate(zip(encoded.rows, encoded.extra["first_subtokens"], strict=True))]
+
+    def blank_label(self, row: Row) -> list[str]:
+        return ["O"] * len(row["tokens"])
+
+    def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
+        """seqeval scores of :meth:`predict` (a truncated word's "O" keeps every gold entity counted)."""
+        return metrics.ner_scores(self.predict(logits, encoded), [list(row["ner_tags"]) for row in encoded.rows])
 
     def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
         template, type_a, type_b = rng.choice(RELATIONS)

@@ -35,6 +35,7 @@ class SquadTask(Task):
     primary_metric = "f1"
     label_names = ("start", "end")
     row_keys = frozenset({"id", "title", "context", "question", "answers"})
+    label_key = "answers"
     max_length = 384
     squad_version: ClassVar[str] = "1.1"
     #: a train/eval split of one file keeps articles apart; caps count questions exactly
@@ -80,6 +81,13 @@ class SquadTask(Task):
             owners.append(row_index)
             offsets.append(context_offsets)
         return Encoded(rows, features, {"owners": owners, "offsets": offsets})
+
+    def predict(self, logits: np.ndarray, encoded: Encoded) -> list[str]:
+        answers = self.predictions(logits, encoded)
+        return [answers[row["id"]] for row in encoded.rows]
+
+    def blank_label(self, row: Row) -> dict[str, list[Any]]:
+        return {"text": [], "answer_start": []}
 
     def predictions(self, logits: np.ndarray, encoded: Encoded) -> dict[str, str]:
         """Best answer text per question id ("" for the null answer on SQuAD 2.0)."""

@@ -84,6 +84,9 @@ class SuperGlueTask(Task):
             feature["labels"] = int(row["label"])
         return Encoded(rows, features)
 
+    def predict(self, logits: np.ndarray, encoded: Encoded) -> list[str]:
+        return [self.label_names[i] for i in logits.argmax(-1).tolist()]
+
     def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
         preds = logits.argmax(-1).tolist()
         labels = [f["labels"] for f in encoded.features]

@@ -28,6 +28,7 @@ class ReCoRD(SuperGlueTask):
     size = TaskSize(101_000, 10_000, 1588.0, "SuperGLUE paper Table 1 (101k train, 10k dev); tokens measured on the FewGLUE train32 file (12.4 candidates per query)")
     label_names = BINARY
     row_keys = frozenset({"passage", "query", "entities", "entity_spans", "answers", "idx"})
+    label_key = "answers"
     version = 3  # 2: official @highlight handling; 3: official ranking by the class-1 logit
     metrics = ("f1", "em")
     primary_metric = "f1"
@@ -84,13 +85,21 @@ class ReCoRD(SuperGlueTask):
             feature["labels"] = label
         return Encoded(rows, features, {"owners": owners})
 
-    def score(self, logits, encoded):
+    def predict(self, logits, encoded):
         """Per query the candidate with the highest class-1 logit, ties to the greater entity
-        string (official ``reocrd_compute_metrics``: ``sorted((logit1, entity), reverse=True)[0]``)."""
+        string (official ``reocrd_compute_metrics``: ``sorted((logit1, entity), reverse=True)[0]``);
+        "" for a query without candidates."""
         best: dict[int, tuple[float, str]] = {}
         for (q, entity), row in zip(encoded.extra["owners"], logits, strict=True):
             best[q] = max(best.get(q, (-float("inf"), "")), (float(row[1]), entity))
-        predictions = {q: best[q][1] for q in best}
+        return [best[q][1] if q in best else "" for q in range(len(encoded.rows))]
+
+    def blank_label(self, row):
+        return []
+
+    def score(self, logits, encoded):
+        predicted = self.predict(logits, encoded)
+        predictions = {q: predicted[q] for q, _ in encoded.extra["owners"]}
         references = {q: row["answers"] for q, row in enumerate(encoded.rows)}
         return metrics.record_scores(predictions, references)
 
