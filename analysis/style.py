@@ -18,6 +18,7 @@ METHOD_STYLE: dict[str, dict[str, str]] = {
     "ptuning_v1": {"color": "#56B4E9", "marker": "^", "linestyle": "-."},
     "prefix_tuning": {"color": "#009E73", "marker": "D", "linestyle": ":"},
     "ptuning_v2": {"color": "#D55E00", "marker": "o", "linestyle": "-"},
+    "mpt2": {"color": "#0072B2", "marker": "*", "linestyle": "-"},
 }
 FALLBACK_STYLE = {"color": "#777777", "marker": "x", "linestyle": "-"}
 

@@ -99,7 +99,6 @@ NOT_IN_SUITE: dict[str, str] = {
     "glm_xlarge": "GLM-xlarge (2B) is not a suite backbone",
     "glm_xxlarge": "GLM-xxlarge (10B) is not a suite backbone",
     "gpt2_base": "GPT-2 base (117M) has no conf/model file",
-    "mpt2": "multi-task P-Tuning v2 (MPT-2) is not a suite method",
     "mp_zeroshot": "manual-prompt zero-shot (P-Tuning v1 baseline) is not a suite method",
     "mp_finetune": "manual-prompt fine-tuning (P-Tuning v1 baseline) is not a suite method",
 }

@@ -19,7 +19,9 @@ checkpoint step, or pending) and the cost model's estimate (:mod:`ptuning.cost`)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -38,9 +40,11 @@ from omegaconf import DictConfig
 import ptuning.config  # noqa: F401  (registers the config schemas)
 from ptuning.checkpoints import latest_checkpoint
 from ptuning.config import DataSource, Settings, check_config, identity_options
-from ptuning.cost import A100, CellCost, Throughput, estimate, tokens_per_row
+from ptuning.cost import A100, CellCost, Throughput, estimate, tokens_per_row, with_stage
 from ptuning.errors import SetupError
 from ptuning.methods import METHODS, MethodKind
+from ptuning.methods.mpt2 import MPT2Config
+from ptuning.multitask import stage_options
 from ptuning.records import Cell, matching_records
 from ptuning.tasks import Task, get_task
 
@@ -108,6 +112,7 @@ class Planner:
         self.throughput = throughput
         self._params: dict[str, float] = {}
         self._synthetic_tokens: dict[tuple[str, int], float] = {}
+        self._stages: set[tuple] = set()
 
     def params(self, settings: Settings) -> float:
         """``model.params`` when stated, else counted by building the (tiny or packaged) model."""
@@ -135,6 +140,22 @@ class Planner:
             self._synthetic_tokens[key] = tokens_per_row(encoded.features, len(rows))
         return self._synthetic_tokens[key]
 
+    def with_stage(self, settings: Settings, task: Task, cost: CellCost, gpus: int) -> CellCost:
+        """An MPT-2 cell's cost plus its multi-task stage, charged to the first cell of the grid
+        that needs that stage (the one that trains it; the others reuse it)."""
+        options = stage_options(settings, task)
+        key = (settings.model.name, settings.seed, json.dumps(options, sort_keys=True, default=str))
+        if key in self._stages:
+            return cost
+        self._stages.add(key)
+        stage_settings = dataclasses.replace(settings, train=dataclasses.replace(
+            settings.train, epochs=options["stage.epochs"], max_steps=-1))
+        members = [task if name == task.name else get_task(name) for name in options["stage.tasks"]]
+        stage = [estimate(stage_settings, member, cost.params, False, gpus, self.throughput,
+                          self.synthetic_tokens(member, settings) if settings.data.source is DataSource.synthetic else None)
+                 for member in members]
+        return with_stage(cost, stage, self.throughput, settings.train.precision)
+
     def plan(self, cfg: DictConfig, overrides: list[str]) -> PlannedCell:
         settings = check_config(cfg)
         task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
@@ -151,6 +172,8 @@ class Planner:
         per_row = self.synthetic_tokens(task, settings) if settings.data.source is DataSource.synthetic else None
         cost = estimate(settings, task, self.params(settings), trains_backbone, resources.gpus, self.throughput,
                         per_row)
+        if isinstance(settings.method, MPT2Config):
+            cost = self.with_stage(settings, task, cost, resources.gpus)
         return PlannedCell(overrides, str(cfg.paths.runs_dir), cell, settings, task, trains_backbone, resources, status, directory,
                            int(checkpoint.name.split("-")[1]) if checkpoint else None, cost)
 

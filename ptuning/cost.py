@@ -107,6 +107,17 @@ def estimate(settings: Settings, task: Task, params: float, trains_backbone: boo
     return CellCost(params, train_tokens, eval_tokens, flops, gpus, hours)
 
 
+def with_stage(cost: CellCost, stage: list[CellCost], throughput: Throughput, precision: Precision) -> CellCost:
+    """``cost`` plus the training of MPT-2's multi-task stage (``stage``: the estimate of each
+    stage task at the stage's epochs; the stage trains with a frozen backbone and evaluates
+    nothing)."""
+    tokens = sum(c.train_tokens for c in stage)
+    flops = tokens * 4 * cost.params
+    hours = flops / throughput.flops_per_second(precision) / SECONDS_PER_HOUR
+    return CellCost(cost.params, cost.train_tokens + tokens, cost.eval_tokens, cost.flops + flops, cost.gpus,
+                    cost.gpu_hours + hours)
+
+
 def tokens_per_row(features: list[dict[str, Any]], rows: int, batch_size: int = 32, seed: int = 0) -> float:
     """Padded tokens the model reads per row when ``features`` (a task's encoding of ``rows``
     rows) are shuffled into batches padded to their longest sequence, as the collator does;

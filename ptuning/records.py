@@ -116,6 +116,8 @@ class Record:
     - ``wandb``: run_id, project, mode of the cell's one W&B run (kept across resumed
       attempts), or null without a W&B logger
     - ``artefact``: file name and bytes of the trained prompt/prefix/adapter + head, or null
+    - ``stage``: MPT-2's multi-task stage the cell started from (tasks, variant, directory,
+      epochs, lr, steps, train_loss, train_seconds, ``reused``), or null
     - ``error``: null, or type, message and the last traceback lines of a failed run
     - ``config``: the composed config that ran (resolved); ``env``: package versions, git
     - ``created`` / ``updated``: UTC timestamps
@@ -139,6 +141,7 @@ class Record:
     cost: dict[str, Any] = field(default_factory=dict)
     wandb: dict[str, Any] | None = None
     artefact: dict[str, Any] | None = None
+    stage: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=lambda: environment())
     created: str = field(default_factory=_now)
@@ -147,7 +150,7 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         order = ("schema_version", "status", "group", "cell", "identity", "task", "model", "method",
                  "params", "data", "metrics", "test_metrics", "history", "selection", "cost",
-                 "wandb", "artefact", "error", "config", "env", "created", "updated")
+                 "wandb", "artefact", "stage", "error", "config", "env", "created", "updated")
         raw = dataclasses.asdict(self)
         return {key: raw[key] for key in order}
 

@@ -36,7 +36,9 @@ from ptuning.distributed import SINGLE, World, init_world
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
 from ptuning.experiment import Experiment
 from ptuning.methods import METHODS
-from ptuning.records import Cell, Identity, Record, cell_dir, previous_record
+from ptuning.methods.mpt2 import MPT2Config
+from ptuning.multitask import StagePlan, ensure_stage, plan_stage, start_from_stage
+from ptuning.records import Cell, Identity, Record, cell_dir, fingerprint, previous_record
 from ptuning.tasks import Task, get_task
 from ptuning.tasks.data import Splits, read_splits
 
@@ -56,6 +58,9 @@ class Prepared:
     directory: Path
     max_length: int
     model_config: Any  # the backbone's transformers config (read once, without weights)
+    #: MPT-2's multi-task stage (method=mpt2) and its tasks' input lengths, else None
+    stage: StagePlan | None = None
+    stage_lengths: dict[str, int] | None = None
 
 
 @dataclass
@@ -156,9 +161,16 @@ def prepare(cfg: DictConfig, world: World = SINGLE) -> Prepared:
         raise DataUnavailableError(f"task={task.name}: empty train ({len(splits.train)} rows) or evaluation "
                                    f"({len(splits.validation)} rows) split after data.max_*_samples")
     cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
-    identity = Identity.of(cell, identity_options(settings, task.options()), task.version, splits.fingerprint())
+    data_fingerprint, stage, stage_lengths = splits.fingerprint(), None, None
+    if isinstance(settings.method, MPT2Config):
+        if world.distributed:
+            raise ConfigError(f"method=mpt2: its multi-task stage runs on one process, not {world.size}")
+        stage = plan_stage(settings, task, splits, cfg.paths.runs_dir)
+        stage_lengths = {t.name: max_length if t is task else fit_length(settings, t, model_config) for t in stage.tasks}
+        data_fingerprint = fingerprint([data_fingerprint, stage.identity.variant])  # another stage: another cell
+    identity = Identity.of(cell, identity_options(settings, task.options()), task.version, data_fingerprint)
     directory = cell_dir(cfg.paths.runs_dir, settings.group, cell, identity.variant)
-    return Prepared(settings, task, splits, cell, identity, directory, max_length, model_config)
+    return Prepared(settings, task, splits, cell, identity, directory, max_length, model_config, stage, stage_lengths)
 
 
 def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
@@ -205,6 +217,13 @@ def run_cell(cfg: DictConfig) -> Outcome:
         raise
     except Exception as err:  # a bug while building: recorded with its traceback
         return _failed(record, directory, err, world)
+    if prepared.stage is not None:
+        try:
+            stage = ensure_stage(prepared.stage, prepared.settings, experiment.backbone, prepared.stage_lengths)
+            start_from_stage(prepared.stage, experiment.model, prepared.task.name, prepared.settings.method.carry_head)
+        except Exception as err:  # the stage failed: this cell fails with its reason
+            return _failed(record, directory, err, world)
+        record.stage = {k: v for k, v in stage.items() if k not in ("identity", "status")}
     described = experiment.describe()
     for key, value in described.items():
         setattr(record, key, {**getattr(record, key), **value} if isinstance(value, dict) else value)

@@ -38,13 +38,15 @@ def _preset_overrides(preset: str) -> list[str]:
 
 
 def _sweep(preset: str) -> dict[str, list[str]]:
-    """The preset's grid axes (comma lists, or ``glob(*)`` = every config of the group)."""
-    params = _compose(_preset_overrides(preset), hydra=True).hydra.sweeper.params
-    axes = {}
-    for axis in ("method", "model", "task"):
-        value = str(params[axis]).strip()
-        axes[axis] = _names(axis) if value == "glob(*)" else [v.strip() for v in value.split(",")]
-    return axes
+    """The preset's grid axes, as Hydra's sweeper expands them (experiments.launch.sweep_jobs)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from experiments.launch import sweep_jobs
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        jobs = [dict(o.split("=", 1) for o in job) for job in sweep_jobs(preset, _preset_overrides(preset)[1:])]
+    return {axis: sorted({job[axis] for job in jobs}) for axis in ("method", "model", "task")}
 
 
 def _cells(preset: str) -> list[tuple[str, str, str]]:

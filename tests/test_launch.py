@@ -84,7 +84,8 @@ def test_plan_expands_the_preset_sweep_with_overrides():
     pairs = {(c.cell.task, c.cell.model, c.cell.method) for c in cells}
     from ptuning.methods import METHODS
 
-    assert pairs == {(t, m, meth) for t in ("rte", "cb") for m in ("bert_large", "llama2_13b") for meth in METHODS}
+    assert pairs == {(t, m, meth) for t in ("rte", "cb") for m in ("bert_large", "llama2_13b") for meth in METHODS
+                     if meth != "mpt2"}  # MPT-2 is a Table 3 method (ptv2_ner, ptv2_qa)
     assert all(c.status == "pending" and c.cost.gpu_hours > 0 for c in cells)
     seeds = {c.cell.seed for c in cells if c.cell.method == "ptuning_v2" and c.cell.model == "bert_large"}
     assert seeds == {11}  # the official scripts' seed, as the preset and per-cell files set it
@@ -170,3 +171,18 @@ def test_scale_ladder_cells_run_on_tiny_stand_ins(model, tmp_path):
         assert outcome.record["config"]["train"]["precision"] == "bf16"
         assert outcome.record["model"]["family"] == {"tiny_xlm_roberta_xl": "xlm-roberta-xl",
                                                      "tiny_pythia": "gpt_neox"}[model]
+
+
+def test_mpt2_stage_is_charged_once_to_the_cell_that_trains_it():
+    """The multi-task stage (SQuAD 1.1 + 2.0 at the stage's epochs, frozen backbone) is added to the
+    first MPT-2 cell of the grid that needs it; the other dataset's cell reuses it."""
+    cells = plan_grid("ptv2_qa", ["method=mpt2,ptuning_v2", "model=bert_large", "task=squad,squad_v2"])
+    mpt2 = {c.cell.task: c for c in cells if c.cell.method == "mpt2"}
+    epochs = mpt2["squad"].settings.train.epochs
+    alone = {t: estimate(c.settings, c.task, c.cost.params, False, 1) for t, c in mpt2.items()}
+    stage_tokens = sum(a.train_tokens for a in alone.values())  # stage epochs = the cell's (stage_epochs: null)
+    assert mpt2["squad"].cost.train_tokens == pytest.approx(alone["squad"].train_tokens + stage_tokens)
+    assert mpt2["squad_v2"].cost.train_tokens == pytest.approx(alone["squad_v2"].train_tokens)
+    assert mpt2["squad"].cost.flops == pytest.approx(alone["squad"].flops + 4 * stage_tokens * mpt2["squad"].cost.params)
+    assert stage_tokens == pytest.approx(epochs * sum(c.task.size.train_rows * c.task.size.tokens_per_row
+                                                      for c in mpt2.values()))
