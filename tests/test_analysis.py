@@ -723,3 +723,19 @@ def test_an_old_published_csv_is_refused(tmp_path: Path) -> None:
                    "P,T,rte,accuracy,bert_large,finetune,70.0,table,s,READ_FROM_SOURCE\n")
     with pytest.raises(AnalysisError, match=r"lack columns \['family', 'kind', 'ref'\].*build_published"):
         load_published(old)
+
+
+def test_mpt2_sits_beside_pt2_with_the_papers_values(pub: pd.DataFrame) -> None:
+    """Table 3's MPT-2 column: our MPT-2 cells get the paper's MPT-2 value (CoNLL04, BERT-large
+    uncased: 86.6; P-Tuning v2 84.5, from the transcribed Table 3)."""
+    records = [fx.make_record("bert_large_uncased", method, "conll04", seed, test_metrics={"f1": base + seed},
+                              metrics={"f1": base}, group="ptv2_ner")
+               for method, base in (("ptuning_v2", 83.0), ("mpt2", 85.0)) for seed in (0, 1)]
+    t = comparison_table(_frame(records), "NER", pub)
+    backbone = "BERT-large (uncased) (335M)"
+    mpt2 = [backbone, "MPT-2 (multi-task P-Tuning v2)", "CoNLL04"]
+    assert [t.cell(mpt2, c)[0].split(" [")[0] for c in ("Ours", "n", "Paper", "Δ (ours − paper)")] == [
+        "85.5 ± 0.7", "2", "86.6", "-1.1"]
+    assert t.cell([backbone, V2, "CoNLL04"], "Paper")[0].split(" [")[0] == "84.5"
+    methods = [row[1] for row in t.text.itertuples(index=False)]
+    assert methods.index(V2) < methods.index("MPT-2 (multi-task P-Tuning v2)")  # the paper's column order
