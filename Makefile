@@ -56,7 +56,7 @@ test-all: $(VENV)/.ready
 
 # Step time and peak memory per method on MiniLM and a BERT-large-shaped random backbone,
 # interleaved rounds (about 10-15 min on 2 cores); e.g. BENCH_ARGS="--models minilm_l6 --rounds 7".
-bench: $(VENV)/.ready
+bench: $(VENV)/.ready  ## step time and memory per method (~11 min), then N tasks on one backbone (~4 min)
 	$(PY) -m experiments.bench $(BENCH_ARGS)
 
 tables: $(VENV)/.ready

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 
 import pytest
@@ -127,3 +128,131 @@ def test_forked_run_reports_one_row():
     assert row["method"] == "ptuning_v2" and row["peak_mb"] >= row["built_mb"] > 0
     with pytest.raises(SystemExit, match="no_such_method"):
         bench.run_forked("no_such_method", "tiny_bert", Settings(steps=1, warmup=0), threads=1)
+
+
+# --- tasks on one backbone ---------------------------------------------------------------------
+
+
+def _table_rows() -> tuple[list[dict], list[dict]]:
+    """Synthetic memory rows (RSS/PSS in MB) and throughput rows (two rounds, N = 1 and 4)."""
+    memory = []
+    for n, one, separate in ((1, 500.0, 500.0), (4, 510.0, 800.0)):
+        for mode, held in ((bench.ONE, one), (bench.SEPARATE, separate)):
+            memory.append({"model": "m", "tasks": n, "mode": mode, "backbones": 1 if mode == bench.ONE else n,
+                           "base_mb": 400.0, "loaded_mb": held - 50, "held_mb": held, "peak_mb": held + 100,
+                           "pss_base_mb": 200.0, "pss_mb": 200.0 + (held - 400.0) / 2})
+    speed = []
+    for n, per_round in ((1, [(40.0, 40.0), (20.0, 25.0)]), (4, [(40.0, 10.0), (30.0, 20.0)])):
+        for index, (mixed, alone) in enumerate(per_round):
+            for way, value, batches in ((bench.MIXED, mixed, 4), (bench.TASK_BY_TASK, alone, 4 * n)):
+                speed.append({"model": "m", "tasks": n, "way": way, "round": index, "position": 0, "started": True,
+                              "examples": 128, "batches": batches, "seconds": 128 / value, "examples_per_s": value})
+    random.Random(2).shuffle(speed)
+    return memory, speed
+
+
+def test_table_summary_ratios_and_tables():
+    memory, speed = _table_rows()
+    one, four = bench.summarize_table(memory, speed)
+    assert one["tasks"] == 1 and four["tasks"] == 4
+    assert four[f"{bench.ONE}_mb"] == 510.0 and four[f"{bench.SEPARATE}_mb"] == 800.0
+    assert four["memory_x_mb"] == pytest.approx(510 / 800)
+    assert four["memory_x_added_mb"] == pytest.approx(110 / 400)  # over the RSS before loading
+    assert four["memory_x_pss_added_mb"] == pytest.approx(55 / 200)
+    assert four["memory_x_peak_mb"] == pytest.approx(610 / 900)
+    assert one["memory_x_mb"] == pytest.approx(1.0)
+    # examples/s: medians over rounds; the ratio per round, then its median [min-max]
+    assert four[f"{bench.MIXED}_per_s"] == pytest.approx(35.0) and four[f"{bench.TASK_BY_TASK}_per_s"] == 15.0
+    assert four["speed_x"] == pytest.approx({"median": 2.75, "min": 1.5, "max": 4.0, "n": 2})
+    assert one["speed_x"] == pytest.approx({"median": 0.9, "min": 0.8, "max": 1.0, "n": 2})
+    assert four[f"{bench.MIXED}_batches"] == 4 and four[f"{bench.TASK_BY_TASK}_batches"] == 16
+
+    table = bench.format_table_summary([one, four])
+    lines = table.splitlines()
+    assert lines[0].split("|")[1:-1][:4] == [" N   ", "   one backbone MB ", "   separate MB ", "   x separate "]
+    assert lines[3].split("|")[1:-1] == [" 4   ", "               510 ", "           800 ", "         0.64 ",
+                                         "         35.0 ", "                15.0 ", " 2.75 [1.50-4.00] ",
+                                         "                         4 / 16 "]
+    detail = bench.format_memory_detail([one, four])
+    assert "110 / 400" in detail and "55 / 200" in detail and "610 / 900" in detail and "0.28" in detail
+    # a configuration not measured shows as "-", no ratio
+    partial = bench.summarize_table([r for r in memory if r["mode"] == bench.ONE], [])
+    assert partial[1]["memory_x_mb"] is None and partial[1]["speed_x"] is None
+    cells = [cell.strip() for cell in bench.format_table_summary(partial).splitlines()[3].split("|")[1:-1]]
+    assert cells == ["4", "510", "-", "-", "-", "-", "-", "- / -"]
+
+
+def test_table_orders_and_interleaving():
+    orders = bench.table_orders((1, 4, 16), 4, seed=0)
+    assert orders == bench.table_orders((1, 4, 16), 4, seed=0)
+    assert all(sorted(n for n, _ in order) == [1, 4, 16] for order in orders)
+    assert {way for order in orders for _, way in order} == {bench.MIXED, bench.TASK_BY_TASK}
+    # the two ways progress at the same pace: 4 mixed calls among 16 task-by-task ones
+    assert bench.interleave(4, 16) == [0, 1, 1, 1, 1] * 4
+    assert bench.interleave(2, 2) == [0, 1, 0, 1]
+    assert bench.interleave(3, 0) == [0, 0, 0] and bench.interleave(0, 2) == [1, 1]
+
+
+def test_table_options():
+    namespace = argparse.Namespace(table_tasks="16,1,4,4", table_rounds=2, table_batch=8, table_examples=64,
+                                   table_length=64)
+    assert bench.table_settings(namespace) == bench.TableSettings((1, 4, 16), 8, 64, 64, 2)
+    for field, value in (("table_tasks", "1,x"), ("table_tasks", "0,2"), ("table_examples", 8),
+                         ("table_length", 8), ("table_rounds", 0)):
+        with pytest.raises(SystemExit):
+            bench.table_settings(argparse.Namespace(**{**vars(namespace), field: value}))
+    with pytest.raises(SystemExit):
+        bench.main(["--skip-table", "--table-only"])
+
+
+def test_table_features_have_the_fixed_length():
+    from ptuning.backbones import minilm_tokenizer
+
+    encoded = bench.table_features(minilm_tokenizer(), ["a", "b", "c"], 7, 24)
+    assert [len(e.features) for e in encoded.values()] == [3, 2, 2]  # dealt round-robin
+    assert {len(f["input_ids"]) for e in encoded.values() for f in e.features} == {24}
+    items = bench.mixed_items(encoded)
+    assert [name for name, _ in items] == ["a", "b", "c", "a", "b", "c", "a"]
+    assert encoded["a"].rows[0]["premise"] != encoded["b"].rows[0]["premise"]  # each task its own rows
+
+
+def test_table_measurement_on_tiny_bert():
+    """The whole measurement in this process: artefacts, memory both ways, one throughput round."""
+    settings = bench.TableSettings(tasks=(1, 2), batch=2, examples=4, length=16, rounds=1)
+    result = bench.run_table("tiny_bert", settings, seed=0, threads=1, call=bench.call_here)
+    memory, speed = result["memory"], result["speed"]
+    assert [(r["tasks"], r["mode"], r["backbones"]) for r in memory] == [
+        (1, bench.ONE, 1), (1, bench.SEPARATE, 1), (2, bench.ONE, 1), (2, bench.SEPARATE, 2)]
+    for row in memory:
+        assert row["model"] == "tiny_bert"
+        assert min(row["base_mb"], row["loaded_mb"], row["held_mb"], row["peak_mb"]) > 0
+    assert sorted((r["tasks"], r["way"]) for r in speed) == [
+        (1, bench.MIXED), (1, bench.TASK_BY_TASK), (2, bench.MIXED), (2, bench.TASK_BY_TASK)]
+    for row in speed:
+        assert row["round"] == 0 and row["examples"] == 4 and row["seconds"] > 0 and row["examples_per_s"] > 0
+    batches = {(r["tasks"], r["way"]): r["batches"] for r in speed}
+    assert batches == {(1, bench.MIXED): 2, (1, bench.TASK_BY_TASK): 2, (2, bench.MIXED): 2,
+                       (2, bench.TASK_BY_TASK): 2}
+    summary = bench.summarize_table(memory, speed)
+    assert [s["tasks"] for s in summary] == [1, 2]
+    assert all(s["memory_x_mb"] > 0 and s["speed_x"]["n"] == 1 for s in summary)
+    text = bench.describe_table("tiny_bert", settings, 1, 0, bench.call_here, memory)
+    assert "N = 1,2" in text and "in this process" in text
+    assert bench.format_table_summary(summary).count("\n") == 3
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="no fork")
+def test_table_only_command_line_writes_its_rows(tmp_path, capsys):
+    """``--table-only``: each measurement in a forked process; the table printed, rows in --out."""
+    out = tmp_path / "bench.json"
+    bench.main(["--table-only", "--table-models", "tiny_bert", "--table-tasks", "1,2", "--table-rounds", "1",
+                "--table-batch", "2", "--table-examples", "2", "--table-length", "16", "--threads", "1",
+                "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "## tasks on one backbone, model=tiny_bert" in printed and "a process forked from the bench" in printed
+    assert "x task-by-task" in printed and "step s" not in printed
+    written = json.loads(out.read_text())
+    assert written["rows"] == {} and written["table"]["settings"]["tasks"] == [1, 2]
+    result = written["table"]["models"]["tiny_bert"]
+    assert len(result["memory"]) == 4 and len(result["speed"]) == 4 and len(result["summary"]) == 2
+    assert all(row["held_mb"] > 0 for row in result["memory"])
