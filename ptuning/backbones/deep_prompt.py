@@ -77,7 +77,7 @@ def _extend_mask(
         mask = visible[None, None].expand(batch, 1, q_len, key_len)
     if mask.shape[0] != batch:  # a mask broadcast over the batch
         mask = mask.expand(batch, *mask.shape[1:])
-    prefix = prompt.visible(q_len).to(mask.device).expand(-1, mask.shape[1], -1, -1)
+    prefix = prompt.visible(mask.shape[-2]).to(mask.device).expand(-1, mask.shape[1], -1, -1)  # rows may broadcast
     if mask.dtype != torch.bool:
         prefix = torch.zeros_like(prefix, dtype=mask.dtype).masked_fill(~prefix, torch.finfo(mask.dtype).min)
     return torch.cat([prefix, mask], dim=-1)
