@@ -17,6 +17,8 @@ The metadata key ``ptuning`` is a JSON object (:data:`FORMAT` 1)::
 
 The flat keys ``method``, ``model``, ``task``, ``epoch`` and ``stored_form`` are kept beside it
 (``stored_form=folded``: the method is stored in its folded form, e.g. a prefix MLP's output).
+An artefact written before this format is described from the cell's ``result.json`` beside it
+(its composed config, input length and chosen epoch; the backbone's shape is then not checked).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from omegaconf.errors import OmegaConfBaseException
 from safetensors import safe_open
 
 from ptuning.backbones import Backbone, load_backbone
-from ptuning.config import ModelConfig, _plain
+from ptuning.config import CellConfig, ModelConfig, _plain, check_config
 from ptuning.errors import ConfigError, omegaconf_message
 from ptuning.methods import METHODS, build_method
 from ptuning.model import PromptedModel
+from ptuning.records import RECORD_FILE, load_record
 from ptuning.tasks import Task, get_task
 
 FORMAT = 1
@@ -55,15 +58,16 @@ def backbone_facts(backbone: Backbone) -> dict[str, Any]:
             "num_layers": backbone.num_layers, "vocab_size": int(backbone.config.vocab_size)}
 
 
-def describe(method: Any, model: ModelConfig, backbone: Backbone, task: Task, max_length: int,
+def describe(method: Any, model: ModelConfig, backbone: Backbone | None, task: Task, max_length: int,
              head_dropout: float | None, cell: dict[str, Any], epoch: float) -> dict[str, Any]:
-    """The ``ptuning`` metadata object of a cell's artefact."""
+    """The ``ptuning`` metadata object of a cell's artefact (``backbone`` None: its shape is
+    unknown, for an artefact described from its record)."""
     model_options = {k: v for k, v in _plain(dataclasses.asdict(model)).items() if k not in _MODEL_RUNTIME}
     return {
         "format": FORMAT,
         "method": _plain(dataclasses.asdict(method)),
         "model": model_options,
-        "backbone": backbone_facts(backbone),
+        "backbone": backbone_facts(backbone) if backbone is not None else None,
         "task": {"name": task.name, "version": task.version, "max_length": task.max_length,
                  "template": task.template, "head": task.head, "label_names": list(task.label_names)},
         "max_length": max_length,
@@ -100,12 +104,34 @@ def read_description(source: str | Path) -> dict[str, Any]:
     with safe_open(str(path), "pt") as handle:
         metadata = handle.metadata() or {}
     if METADATA_KEY not in metadata:
-        raise ArtefactError(f"{path}: written before artefacts described themselves (metadata keys: "
-                            f"{sorted(metadata)}); re-run the cell with redo=true to rewrite it")
+        return _described_by_record(path, metadata)
     description = json.loads(metadata[METADATA_KEY])
     if description.get("format") != FORMAT:
         raise ArtefactError(f"{path}: artefact format {description.get('format')!r}; this suite reads format {FORMAT}")
     return description
+
+
+def _described_by_record(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+    """The description of an artefact written before artefacts described themselves, from the
+    cell's ``result.json`` beside it (its composed config, input length and chosen epoch)."""
+    record_path = path.parent / RECORD_FILE
+    if not record_path.is_file():
+        raise ArtefactError(f"{path}: written before artefacts described themselves (metadata keys: "
+                            f"{sorted(metadata)}) and no {RECORD_FILE} beside it to describe it; re-run the "
+                            "cell with redo=true to rewrite it")
+    record = load_record(record_path)
+    try:
+        config = OmegaConf.merge(OmegaConf.structured(CellConfig), record["config"])
+        settings = check_config(config)
+    except (OmegaConfBaseException, ConfigError) as err:
+        raise ArtefactError(f"{record_path}: its config no longer describes a cell of this suite ({err})") from None
+    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+    if task.version != record["task"]["version"]:
+        raise ArtefactError(f"{path}: trained with task {task.name} version {record['task']['version']}; this "
+                            f"suite's {task.name} is version {task.version} (its preprocessing or scoring changed)")
+    return describe(settings.method, settings.model, None, task, int(record["data"]["max_length"]),
+                    settings.train.head_dropout, {**record["cell"], "group": record["group"]},
+                    float(record["selection"]["epoch"]))
 
 
 def model_config(description: dict[str, Any], model_path: str | None = None) -> ModelConfig:
@@ -123,7 +149,7 @@ def model_config(description: dict[str, Any], model_path: str | None = None) -> 
 def check_backbone(description: dict[str, Any], backbone: Backbone, source: str | Path) -> None:
     """:class:`ArtefactError` unless ``backbone`` has the shape the artefact trained on."""
     wanted, found = description["backbone"], backbone_facts(backbone)
-    if wanted != found or description["model"]["name"] != backbone.name:
+    if (wanted is not None and wanted != found) or description["model"]["name"] != backbone.name:
         raise ArtefactError(f"{source}: trained on model={description['model']['name']} {wanted}; the backbone "
                             f"given is model={backbone.name} {found}")
 

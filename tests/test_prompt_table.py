@@ -170,13 +170,7 @@ def test_injection_methods_cannot_share_the_backbone(tmp_path):
         table.add(cell)
 
 
-def test_old_artefacts_without_description_are_refused(tmp_path):
-    from safetensors.torch import save_file
-
-    path = tmp_path / "prompt.safetensors"
-    save_file({"method.x": torch.zeros(1)}, str(path), metadata={"method": "ptuning_v2"})
-    with pytest.raises(ArtefactError, match=r"written before artefacts described themselves"):
-        read_description(tmp_path)
+def test_bad_model_options_in_a_description_are_named():
     with pytest.raises(ArtefactError, match=r"model\.source"):
         model_config({"model": {"name": "x", "source": "nowhere"}})
 
@@ -243,3 +237,21 @@ def test_a_cells_artefact_reproduces_its_record(tmp_path, task_name, method):
     logits = predict(trained.model, encoded, FeatureCollator(trained.backbone.tokenizer.pad_token_id),
                      batch_size=int(cfg.train.eval_batch_size))
     assert trained.task.score(logits, encoded) == pytest.approx(outcome.record["metrics"])
+
+    # an artefact written before the self-describing format is described by the record beside it
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = outcome.directory / "prompt.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        flat = {k: v for k, v in handle.metadata().items() if k != "ptuning"}
+    save_file(tensors, str(path), metadata=flat)
+    legacy = read_description(outcome.directory)
+    assert legacy == {**trained.description, "backbone": None}
+    again = load_trained(outcome.directory, backbone=trained.backbone)
+    np.testing.assert_allclose(predict(again.model, encoded, FeatureCollator(trained.backbone.tokenizer.pad_token_id),
+                                       batch_size=int(cfg.train.eval_batch_size)), logits, rtol=0, atol=1e-6)
+    (outcome.directory / "result.json").unlink()
+    with pytest.raises(ArtefactError, match=r"written before artefacts described themselves .* no result.json"):
+        read_description(outcome.directory)
