@@ -18,7 +18,7 @@ The metadata key ``ptuning`` is a JSON object (:data:`FORMAT` 1)::
 The flat keys ``method``, ``model``, ``task``, ``epoch`` and ``stored_form`` are kept beside it
 (``stored_form=folded``: the method is stored in its folded form, e.g. a prefix MLP's output).
 An artefact written before this format is described from the cell's ``result.json`` beside it
-(its composed config, input length and chosen epoch; the backbone's shape is then not checked).
+(its composed config, input length and chosen epoch; of the backbone only its family is checked).
 """
 
 from __future__ import annotations
@@ -58,16 +58,16 @@ def backbone_facts(backbone: Backbone) -> dict[str, Any]:
             "num_layers": backbone.num_layers, "vocab_size": int(backbone.config.vocab_size)}
 
 
-def describe(method: Any, model: ModelConfig, backbone: Backbone | None, task: Task, max_length: int,
+def describe(method: Any, model: ModelConfig, backbone: Backbone | dict[str, Any], task: Task, max_length: int,
              head_dropout: float | None, cell: dict[str, Any], epoch: float) -> dict[str, Any]:
-    """The ``ptuning`` metadata object of a cell's artefact (``backbone`` None: its shape is
-    unknown, for an artefact described from its record)."""
+    """The ``ptuning`` metadata object of a cell's artefact (``backbone``: the loaded backbone,
+    or the facts known of it, for an artefact described from its record)."""
     model_options = {k: v for k, v in _plain(dataclasses.asdict(model)).items() if k not in _MODEL_RUNTIME}
     return {
         "format": FORMAT,
         "method": _plain(dataclasses.asdict(method)),
         "model": model_options,
-        "backbone": backbone_facts(backbone) if backbone is not None else None,
+        "backbone": backbone if isinstance(backbone, dict) else backbone_facts(backbone),
         "task": {"name": task.name, "version": task.version, "max_length": task.max_length,
                  "template": task.template, "head": task.head, "label_names": list(task.label_names)},
         "max_length": max_length,
@@ -129,7 +129,8 @@ def _described_by_record(path: Path, metadata: dict[str, str]) -> dict[str, Any]
     if task.version != record["task"]["version"]:
         raise ArtefactError(f"{path}: trained with task {task.name} version {record['task']['version']}; this "
                             f"suite's {task.name} is version {task.version} (its preprocessing or scoring changed)")
-    return describe(settings.method, settings.model, None, task, int(record["data"]["max_length"]),
+    return describe(settings.method, settings.model, {"model_type": record["model"]["family"]}, task,
+                    int(record["data"]["max_length"]),
                     settings.train.head_dropout, {**record["cell"], "group": record["group"]},
                     float(record["selection"]["epoch"]))
 
@@ -149,7 +150,7 @@ def model_config(description: dict[str, Any], model_path: str | None = None) -> 
 def check_backbone(description: dict[str, Any], backbone: Backbone, source: str | Path) -> None:
     """:class:`ArtefactError` unless ``backbone`` has the shape the artefact trained on."""
     wanted, found = description["backbone"], backbone_facts(backbone)
-    if (wanted is not None and wanted != found) or description["model"]["name"] != backbone.name:
+    if any(found.get(k) != v for k, v in wanted.items()) or description["model"]["name"] != backbone.name:
         raise ArtefactError(f"{source}: trained on model={description['model']['name']} {wanted}; the backbone "
                             f"given is model={backbone.name} {found}")
 

@@ -248,7 +248,7 @@ def test_a_cells_artefact_reproduces_its_record(tmp_path, task_name, method):
         flat = {k: v for k, v in handle.metadata().items() if k != "ptuning"}
     save_file(tensors, str(path), metadata=flat)
     legacy = read_description(outcome.directory)
-    assert legacy == {**trained.description, "backbone": None}
+    assert legacy == {**trained.description, "backbone": {"model_type": "bert"}}
     again = load_trained(outcome.directory, backbone=trained.backbone)
     np.testing.assert_allclose(predict(again.model, encoded, FeatureCollator(trained.backbone.tokenizer.pad_token_id),
                                        batch_size=int(cfg.train.eval_batch_size)), logits, rtol=0, atol=1e-6)
