@@ -10,7 +10,9 @@ shape it (the prefix, the cell's training settings, the stage's own epochs and l
 the seed and the fingerprints of the data it reads. It lives in
 ``<runs_dir>/<group>/_stages/mpt2/<model>/<tasks>/seed<S>-<variant>/`` (``stage.json`` and
 ``prompt.safetensors``), outside the records analysis reads. The first cell that needs it trains
-it under a file lock; the others wait, then reuse it, so a rerun never repeats it. Its
+it under a file lock; the others wait, then reuse it, so a rerun never repeats it. It checkpoints
+as a cell does (``train.checkpoint_steps``, epoch ends, the scheduler's signal; the trainable
+state only) and a killed stage resumes from its latest checkpoint. Its
 variant enters each dataset cell's data fingerprint, so a different stage is a different cell.
 """
 
@@ -33,6 +35,14 @@ from torch import nn
 from transformers import TrainingArguments
 
 from ptuning.backbones import Backbone
+from ptuning.checkpoints import (
+    Checkpointer,
+    CheckpointOnSignal,
+    latest_checkpoint,
+    load_cell_state,
+    quiet_frozen_keys,
+    remove_checkpoints,
+)
 from ptuning.config import Precision, Scheduler, Settings, identity_options
 from ptuning.distributed import SINGLE
 from ptuning.errors import ConfigError
@@ -113,6 +123,9 @@ def stage_options(settings: Settings, task: Task) -> dict[str, Any]:
 class MultiTaskModel(nn.Module):
     """One shared method (prompt) with a head per task; each batch names its task."""
 
+    #: read by the Trainer when a resumed checkpoint lacks keys (it keeps the trainable state only)
+    _keys_to_ignore_on_save: list[str] | None = None
+
     def __init__(self, members: dict[str, nn.Module]) -> None:
         super().__init__()
         self.names = list(members)
@@ -179,9 +192,21 @@ def train_stage(plan: StagePlan, settings: Settings, backbone: Backbone, max_len
         data_collator=lambda items: {"task_index": torch.tensor(items[0]["task_index"]),
                                      **collate(items[0]["features"])},
         exponential_per_epoch=len(batches) if train.scheduler is Scheduler.exponential else None)
+    checkpoint = latest_checkpoint(plan.directory) if train.checkpoint_steps is not None else None
+    seconds_before = float(load_cell_state(checkpoint)["seconds"]) if checkpoint is not None else 0.0
     start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
+    on_signal = CheckpointOnSignal()
+    signals = contextlib.nullcontext()
+    if train.checkpoint_steps is not None:  # as a cell: every N steps, at epoch ends, and on the scheduler's signal
+        trainer.add_callback(Checkpointer(plan.directory, int(train.checkpoint_steps),
+                                          lambda: {"seconds": seconds_before + time.perf_counter() - start},
+                                          lambda step: False, on_signal))
+        signals = on_signal.installed()
+        if checkpoint is not None:
+            print(f"[resume] MPT-2 stage {plan.directory}: from {checkpoint.name}", flush=True)
+    with signals, quiet_frozen_keys(model):
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = seconds_before + time.perf_counter() - start
     state = {f"method.{k}": v for k, v in method.state_dict().items()}
     for name, member in members.items():
         state.update({f"head.{name}.{k}": v for k, v in member.head.state_dict().items()})
@@ -192,9 +217,11 @@ def train_stage(plan: StagePlan, settings: Settings, backbone: Backbone, max_len
                                                                     "options": plan.identity.options,
                                                                     "data_fingerprint": plan.identity.data_fingerprint},
             "batches_per_epoch": len(batches), "steps": trainer.state.global_step,
+            "resumed_from_step": int(checkpoint.name.split("-")[1]) if checkpoint else None,
             "train_examples": {t.name: len(plan.train_rows[t.name]) for t in plan.tasks},
             "train_loss": round(float(result.training_loss), 6), "train_seconds": round(seconds, 3)}
     write_json_atomic(plan.directory / STAGE_FILE, info)
+    remove_checkpoints(plan.directory)  # the artefact and stage.json are all a completed stage keeps
     return info
 
 

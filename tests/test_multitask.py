@@ -102,3 +102,31 @@ def test_family_default_and_bad_stage_tasks(tmp_path):
     with pytest.raises(ConfigError, match=r"method.stage_tasks=\['conll04'\]: allowed: null"):
         prepare(_cfg(tmp_path, "conll04", "method.stage_tasks=[conll04]"))
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_killed_stage_resumes_to_the_same_prompt(tmp_path, monkeypatch):
+    """The stage checkpoints as a cell does; killed after step 3 of 6 and rerun, it resumes from
+    that checkpoint and ends with the uninterrupted stage's prompt and heads, bitwise (CPU)."""
+    from conftest import Interrupted, save_then_stop_at
+
+    from ptuning.checkpoints import Checkpointer
+
+    extra = ("train.lr=1e-30", "train.checkpoint_steps=3")
+    whole = run_cell(_cfg(tmp_path / "whole", "conll04", *extra))
+    whole_stage = whole.record["stage"]
+    assert whole_stage["resumed_from_step"] is None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Checkpointer, "save", save_then_stop_at(3))
+        with pytest.raises(Interrupted):
+            run_cell(_cfg(tmp_path / "killed", "conll04", *extra))
+    resumed = run_cell(_cfg(tmp_path / "killed", "conll04", *extra))
+    stage = resumed.record["stage"]
+    assert stage["resumed_from_step"] == 3 and stage["steps"] == whole_stage["steps"] == 6
+    assert stage["variant"] == whole_stage["variant"]
+    theirs = _tensors(f"{whole_stage['directory']}/prompt.safetensors", "")
+    ours = _tensors(f"{stage['directory']}/prompt.safetensors", "")
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+    assert not list(tmp_path.rglob("checkpoint-*"))  # completed stages and cells keep no checkpoints
