@@ -10,7 +10,7 @@ import pytest
 
 from ptuning.errors import ConfigError, DataFormatError, DataUnavailableError
 from ptuning.tasks import get_task
-from ptuning.tasks.formats import read_conll, read_squad_json, to_iob2
+from ptuning.tasks.formats import read_conll, read_squad_json, read_tsv, to_iob2
 
 
 def read_superglue_jsonl(path, task: str) -> list[dict]:
@@ -334,3 +334,61 @@ def test_squad_v2_unanswerable_and_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, "broken.json", '{"data": [\n{"title": }')
     with pytest.raises(DataFormatError, match=r"broken\.json:2: invalid JSON"):
         read_squad_json(path)
+
+
+# ---------------------------------------------------------------- GLUE tsv (SST-2)
+
+
+def test_sst2_tsv(tmp_path: Path) -> None:
+    """GLUE's SST-2 files: header ``sentence<TAB>label``, text kept as written (trailing space,
+    quotes), idx = the data line's 0-based number, empty lines skipped."""
+    text = 'sentence\tlabel\nit \'s a charming journey . \t1\n"not" funny at all \t0\n\nfine \t1\n'
+    rows = get_task("sst2").read_local(str(_write(tmp_path, "dev.tsv", text)))
+    assert rows == [{"sentence": "it 's a charming journey . ", "label": 1, "idx": 0},
+                    {"sentence": '"not" funny at all ', "label": 0, "idx": 1},
+                    {"sentence": "fine ", "label": 1, "idx": 2}]
+    assert all(set(r) == row_keys("sst2") for r in rows)
+    # columns are found by name, a byte-order mark is ignored, an extra column is allowed
+    text = "\ufefflabel\tsentence\tsource\n0\ta dull film\trt\n"
+    assert get_task("sst2").read_local(str(_write(tmp_path, "bom.tsv", text))) == [
+        {"sentence": "a dull film", "label": 0, "idx": 0}]
+
+
+def test_sst2_tsv_errors_name_file_and_line(tmp_path: Path) -> None:
+    sst2 = get_task("sst2")
+    path = _write(tmp_path, "train.tsv", "sentence\tscore\na fine film\t1\n")
+    with pytest.raises(DataFormatError) as err:
+        sst2.read_local(str(path))
+    assert str(err.value) == (f"{path}:1: missing column 'label' (sst2 rows need sentence, label; "
+                              "the header has 'sentence', 'score')")
+    path = _write(tmp_path, "train.tsv", "sentence\tlabel\na fine film\t1\n\na dull film\tnegative\n")
+    with pytest.raises(DataFormatError) as err:
+        sst2.read_local(str(path))
+    assert str(err.value) == f"{path}:4: invalid sst2 label 'negative' (valid: 0, 1)"
+    path = _write(tmp_path, "train.tsv", "sentence\tlabel\na fine film\t2\n")
+    with pytest.raises(DataFormatError, match=r"train\.tsv:2: invalid sst2 label '2' \(valid: 0, 1\)"):
+        sst2.read_local(str(path))
+    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\na fine film\t1\na tab\tin it\t0\n")
+    with pytest.raises(DataFormatError) as err:
+        sst2.read_local(str(path))
+    assert str(err.value) == f"{path}:3: expected 2 tab-separated fields (sentence, label), got 3"
+    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\nno label here\n")
+    with pytest.raises(DataFormatError, match=r"dev\.tsv:2: expected 2 tab-separated fields .*, got 1"):
+        sst2.read_local(str(path))
+    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\tsentence\nx\t0\ty\n")
+    with pytest.raises(DataFormatError, match=r"dev\.tsv:1: column 'sentence' named twice"):
+        sst2.read_local(str(path))
+    path = _write(tmp_path, "dev.tsv", "")
+    with pytest.raises(DataFormatError, match=r"dev\.tsv:1: no header line"):
+        sst2.read_local(str(path))
+    with pytest.raises(DataUnavailableError, match="no_such_dir/dev.tsv"):
+        sst2.read_local("/tmp/no_such_dir/dev.tsv")
+
+
+def test_read_tsv_passes_records_and_data_line_numbers(tmp_path: Path) -> None:
+    """The reader knows the format, not the task: ``parse`` gets each record and its index."""
+    path = _write(tmp_path, "x.tsv", "a\tb\n1\t2\n\n3\t4\n")
+    seen = read_tsv(path, "x", ("a",), lambda where, record, index: [{**record, "i": index,
+                                                                      "at": where.where}])
+    assert seen == [{"a": "1", "b": "2", "i": 0, "at": f"{path}:2"},
+                    {"a": "3", "b": "4", "i": 1, "at": f"{path}:4"}]

@@ -23,7 +23,7 @@ SYNTHETIC_TASKS = sorted(TASKS)  # every registered task generates synthetic row
 def read_superglue_jsonl(path, task: str) -> list[dict]:
     return get_task(task).read_local(str(path))
 
-CLASS_TASKS = {"boolq": 2, "cb": 3, "rte": 2, "wic": 2, "wsc": 2, "copa": 2, "multirc": 2}
+CLASS_TASKS = {"boolq": 2, "cb": 3, "rte": 2, "wic": 2, "wsc": 2, "copa": 2, "multirc": 2, "sst2": 2}
 NER_TASKS = ("conll2003", "conll04", "ontonotes")
 
 
@@ -86,6 +86,11 @@ def _real_rows(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
     out["conll2003"] = read_conll(data_dir / "conll2003/valid.txt", "conll2003")[:5]
     out["conll04"] = read_conll(data_dir / "conll04/dev.txt", "token_tag")[:5]
     out["squad"] = read_squad_json(data_dir / "squad/dev-v1.1.json", "1.1")[:5]
+    sst2 = data_dir / "glue/SST-2/dev.tsv"
+    # without the GLUE file: a row of the hub's glue/sst2 schema (sentence: string, label:
+    # ClassLabel, idx: int32), as load_dataset returns it
+    out["sst2"] = (get_task("sst2").read_local(str(sst2))[:5] if sst2.exists()
+                   else [{"sentence": "it 's a charming journey . ", "label": 1, "idx": 0}])
     return out
 
 
@@ -121,6 +126,8 @@ def _features(task: str, row: dict[str, Any]) -> dict[str, float]:
             feats.update(f"c{i}_{w}" for w in choice)
             feats.update(f"s{i}_{w}" for w in premise & set(choice))
         return dict(feats)
+    if task == "sst2":  # one text
+        return dict(Counter(_words(row["sentence"])))
     fields = {
         "boolq": ("passage", "question"),
         "cb": ("premise", "hypothesis"),
@@ -289,3 +296,20 @@ def test_ner_tags_follow_the_context_rule(task: str) -> None:
     ]
     scores = ner_scores(preds, [r["ner_tags"] for r in test])
     assert scores["f1"] <= 30.0, scores  # about 15 on 400 / 200 rows
+
+
+def test_sst2_one_sentiment_word_decides() -> None:
+    """The rule, checked from the word lists: each review has exactly one sentiment word, and
+    it is positive iff the label is; every other word occurs in reviews of both labels."""
+    from ptuning.tasks.synthetic import NEGATIVE_WORDS, POSITIVE_WORDS
+
+    rows = synthetic_rows("sst2", "train", 1000)
+    by_label: dict[int, set[str]] = {0: set(), 1: set()}
+    for r in rows:
+        words = _words(r["sentence"])
+        found = [w for w in words if w in POSITIVE_WORDS or w in NEGATIVE_WORDS]
+        assert len(found) == 1, r
+        assert (found[0] in POSITIVE_WORDS) == bool(r["label"]), r
+        by_label[r["label"]].update(w for w in words if w != found[0])
+    assert by_label[0] == by_label[1]
+    assert not set(POSITIVE_WORDS) & set(NEGATIVE_WORDS)

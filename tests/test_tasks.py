@@ -55,7 +55,7 @@ def test_every_task_is_declared():
     assert configs == ALL_TASKS  # one conf/task/<name>.yaml per registered task
     for name in ALL_TASKS:
         task = get_task(name)
-        assert task.name == name and task.display_name and task.family in ("SuperGLUE", "NER", "QA")
+        assert task.name == name and task.display_name and task.family in ("GLUE", "SuperGLUE", "NER", "QA")
         assert isinstance(task.version, int) and task.version >= 1, name
         assert task.metrics and task.primary_metric in task.metrics, name
         assert task.head in HEADS, name
@@ -77,6 +77,7 @@ def test_task_order_of_official_labels():
     onto = get_task("ontonotes").label_names
     assert len(onto) == 37 and onto[0] == "B-CARDINAL" and onto[18] == "I-CARDINAL" and onto[-1] == "O"
     assert get_task("cb").label_names == ("entailment", "contradiction", "neutral")
+    assert get_task("sst2").label_names == ("negative", "positive")  # GLUE: 0 negative, 1 positive
 
 
 # ---------------------------------------------------------------- versions follow preprocessing
@@ -87,6 +88,7 @@ def test_task_order_of_official_labels():
 FINGERPRINTS = {
     "boolq": {1: "be51c43379c5de0a"}, "cb": {1: "009ba39d48c6f679"},
     "rte": {1: "0aaeb87f63c0c73b"}, "multirc": {1: "7cf8188a800b0cf0"},
+    "sst2": {1: "cb834fc209b75039"},
     # NER v2 cuts at 512 tokens by default: same features at the explicit length used here
     "conll2003": {1: "5da4cd68f2447f69", 2: "5da4cd68f2447f69"},
     "conll04": {1: "9f14a903013acf44", 2: "9f14a903013acf44"},
@@ -162,7 +164,7 @@ def test_perfect_logits_score_100(name, tokenizer):
 
 
 @pytest.mark.parametrize("name", ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record",
-                                  "conll2003", "conll04", "squad"])
+                                  "conll2003", "conll04", "squad", "sst2"])
 def test_perfect_logits_score_100_on_real_rows(name, tokenizer, data_dir):
     task = get_task(name)
     rows = cap_rows(_real(data_dir, name), task, 60)
@@ -190,7 +192,7 @@ def test_perfect_logits_score_100_on_real_rows(name, tokenizer, data_dir):
 
 # ---------------------------------------------------------------- SuperGLUE features
 
-@pytest.mark.parametrize("name", ["boolq", "cb", "rte", "wic", "wsc"])
+@pytest.mark.parametrize("name", ["boolq", "cb", "rte", "wic", "wsc", "sst2"])
 def test_classification_features(name, tokenizer):
     task = get_task(name)
     rows = _rows(name, 12)
@@ -209,6 +211,28 @@ def test_classification_features(name, tokenizer):
         assert second == (f["token_type_ids"].index(1) if paired else final)
     batch = FeatureCollator(tokenizer.pad_token_id)(encoded.features)
     assert batch["labels"].shape == (len(rows),) and batch["input_ids"].dim() == 2
+
+
+def test_sst2_is_declared_as_glue_publishes_it(tokenizer):
+    """GLUE SST-2: hub glue/sst2 (sentence, label, idx), the original tsv files, validation
+    reported (test labels are hidden), one segment per row, label names as predictions."""
+    task = get_task("sst2")
+    assert (task.family, task.display_name, task.head) == ("GLUE", "SST-2", "classification")
+    assert (task.hub_path, task.hub_config, task.reported_split) == ("glue", "sst2", "validation")
+    assert task.row_keys == {"sentence", "label", "idx"} and task.metrics == ("accuracy",)
+    assert task.local_files == {"train": "glue/SST-2/train.tsv", "validation": "glue/SST-2/dev.tsv"}
+    assert task.label_words == ("negative", "positive")
+    assert (task.size.train_rows, task.size.eval_rows) == (67349, 872)
+    rows = _rows("sst2", 8)
+    encoded = task.encode(rows, tokenizer, 128, train=False)
+    assert all(1 not in f["token_type_ids"] for f in encoded.features)
+    assert [tokenizer.decode(f["input_ids"], skip_special_tokens=True) for f in encoded.features] == [
+        r["sentence"].lower() for r in rows]
+    assert task.predict(_perfect_logits(task, encoded), encoded) == [task.label_names[r["label"]] for r in rows]
+    row = task.unlabelled({"sentence": "a fine film .", "idx": 0}, "example 0")
+    assert row == {"sentence": "a fine film .", "idx": 0, "label": 0}
+    with pytest.raises(DataFormatError, match=r"example 3: a sst2 example needs .* missing \['sentence'\]"):
+        task.unlabelled({"idx": 3}, "example 3")
 
 
 def test_copa_features_have_two_choices(tokenizer):
@@ -539,6 +563,22 @@ def test_squad_trains_on_its_train_file_and_caps_count_questions(tmp_path):
 def test_local_with_train_file_has_no_note(data_dir):
     splits = read_splits(get_task("cb"), _local(data_dir))
     assert (len(splits.train), len(splits.validation), splits.note) == (250, 56, None)
+
+
+def test_sst2_reads_the_glue_tsv_files(tmp_path):
+    """data.source=local reads glue/SST-2/train.tsv and dev.tsv into the hub's rows."""
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tlabel\nhide new secretions \t0\na gem of a film \t1\n"
+                                      "\nsaw it twice \t1\n")
+    (folder / "dev.tsv").write_text("sentence\tlabel\r\nit 's a charming journey . \t1\r\n")
+    splits = read_splits(get_task("sst2"), _local(tmp_path))
+    assert splits.note is None
+    assert sorted(splits.train, key=lambda r: r["idx"]) == [
+        {"sentence": "hide new secretions ", "label": 0, "idx": 0},
+        {"sentence": "a gem of a film ", "label": 1, "idx": 1},
+        {"sentence": "saw it twice ", "label": 1, "idx": 2}]  # empty lines are not counted
+    assert splits.validation == [{"sentence": "it 's a charming journey . ", "label": 1, "idx": 0}]
 
 
 def test_local_needs_files(tmp_path):

@@ -1,6 +1,6 @@
 """Tasks: one versioned definition per task, discovered like methods.
 
-A task is one module under its family's package (``superglue/``, ``ner/``, ``qa/``) holding
+A task is one module under its family's package (``glue/``, ``superglue/``, ``ner/``, ``qa/``) holding
 one :class:`Task` subclass decorated with :func:`register`. The class owns every fact about
 the task: its family and display name, labels, canonical row schema (the Hugging Face hub
 schema), where its data lives and how to read it, its synthetic generator, preprocessing,
@@ -57,7 +57,7 @@ class Task:
     name: ClassVar[str]
     #: how tables and figures name the task
     display_name: ClassVar[str]
-    #: SuperGLUE | NER | QA (tables group tasks by family)
+    #: GLUE | SuperGLUE | NER | QA (tables group tasks by family)
     family: ClassVar[str]
     #: key of ptuning.heads.HEADS
     head: ClassVar[str]

@@ -1,6 +1,6 @@
-"""Readers of the original on-disk formats (jsonl records, CoNLL columns, SQuAD JSON).
+"""Readers of the original on-disk formats (jsonl records, GLUE tsv, CoNLL columns, SQuAD JSON).
 
-They know formats, not tasks: a task passes its row parser (SuperGLUE jsonl) or its column
+They know formats, not tasks: a task passes its row parser (SuperGLUE jsonl, GLUE tsv) or its column
 layout (CoNLL) and gets canonical rows, the schema of the task's Hugging Face hub dataset.
 Every reader parses the whole file before returning and raises
 :class:`~ptuning.errors.DataFormatError` naming the file and the line (or record) of the
@@ -253,4 +253,45 @@ def read_squad_json(path: str | Path, version: str = "1.1", check_offsets: bool 
                     raise qctx.error("no answers but is_impossible is not true")
                 rows.append({"id": qid, "title": title, "context": context, "question": question,
                              "answers": {"text": texts, "answer_start": starts}})
+    return rows
+
+
+def read_tsv(path: str | Path, what: str, required: Sequence[str],
+             parse: Callable[[Where, dict[str, str], int], list[Row]]) -> list[Row]:
+    """Rows of a tab-separated file whose first line names the columns (the GLUE ``.tsv``
+    files: ``sentence<TAB>label`` for SST-2). Each data line becomes a ``{column: text}``
+    record, turned into rows by ``parse(where, record, index)``; ``index`` is the 0-based
+    number of the data line (empty lines are skipped and not counted), GLUE's ``idx``.
+
+    Fields are split at every tab with no quoting (a quote character is text, as the GLUE
+    files are written) and kept as written, surrounding spaces included. A leading byte-order
+    mark is ignored. Errors name file and line: a header that lacks a ``required`` column or
+    repeats one, a line with more or fewer fields than the header, whatever ``parse`` rejects.
+    """
+    p, text = read_text(path)  # universal newlines: "\r\n" is "\n" here
+    lines = text.removeprefix("\ufeff").split("\n")
+    columns = lines[0].split("\t")
+    header = Where(f"{p}:1", what, required)
+    if not lines[0].strip():
+        raise header.error(f"no header line; the first line names the tab-separated columns "
+                           f"({', '.join(required)})")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise header.error(f"column {repeated[0]!r} named twice in the header")
+    for column in required:
+        if column not in columns:
+            raise header.error(f"missing column '{column}' ({what} rows need {', '.join(required)}; "
+                               f"the header has {', '.join(map(repr, columns))})")
+    rows: list[Row] = []
+    index = 0
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        where = Where(f"{p}:{lineno}", what, required)
+        fields = line.split("\t")
+        if len(fields) != len(columns):
+            raise where.error(f"expected {len(columns)} tab-separated fields ({', '.join(columns)}), "
+                              f"got {len(fields)}")
+        rows.extend(parse(where, dict(zip(columns, fields, strict=True)), index))
+        index += 1
     return rows

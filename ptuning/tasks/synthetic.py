@@ -67,6 +67,20 @@ WSC_WEAK = ["weak", "small", "tired", "young", "sick", "slow"]
 WSC_BULKY = ["heavy", "large", "big", "wide", "long", "huge"]
 WSC_THINGS = ["box", "rock", "table", "log", "bag", "chair", "door", "bed"]
 WSC_VERBS = ["lift", "carry", "move", "pull", "push"]
+#: sentiment words (one WordPiece unit each) and the parts of a film the synthetic reviews judge
+POSITIVE_WORDS = [
+    "good", "great", "nice", "wonderful", "lovely", "excellent", "beautiful", "charming",
+    "brilliant", "delightful", "enjoyable", "superb", "funny", "clever",
+]  # fmt: skip
+NEGATIVE_WORDS = [
+    "bad", "awful", "terrible", "poor", "boring", "ugly", "dull", "horrible", "weak",
+    "dreadful", "clumsy", "bland", "messy", "stupid",
+]  # fmt: skip
+FILM_PARTS = [
+    "story", "acting", "music", "ending", "plot", "cast", "script", "dialogue", "direction",
+    "pacing", "soundtrack", "humor", "camera", "opening",
+]  # fmt: skip
+INTENSIFIERS = ["very", "really", "quite", "truly", "rather", "simply"]
 
 
 def stable_seed(*parts: object) -> int:

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
-from ptuning import metrics
-from ptuning.tasks import Encoded, Row, Task
-from ptuning.tasks.encoding import encode_texts
+from ptuning.tasks import Row
+from ptuning.tasks.classification import TextClassificationTask
 from ptuning.tasks.formats import Where, read_jsonl
 
 BINARY = ("False", "True")
 
 
-class SuperGlueTask(Task):
+class SuperGlueTask(TextClassificationTask):
     family = "SuperGLUE"
-    head = "classification"
     version = 1
-    metrics = ("accuracy",)
-    primary_metric = "accuracy"
     hub_path = "super_glue"
     #: the task's folder under ``superglue/`` in a local data root
     folder: ClassVar[str] = ""
@@ -47,11 +41,6 @@ class SuperGlueTask(Task):
     def hub_config(self) -> str:  # type: ignore[override]
         return self.name
 
-    @property
-    def label_words(self) -> tuple[str, ...] | None:
-        """The label names as words ("not_entailment" -> "not entailment")."""
-        return tuple(name.replace("_", " ") for name in self.label_names)
-
     def required_fields(self) -> tuple[str, ...]:
         return (*self.fields, "label")
 
@@ -70,24 +59,3 @@ class SuperGlueTask(Task):
 
     def read_local(self, path: str) -> list[Row]:
         return read_jsonl(path, self.name, self.required_fields(), self.parse_json)
-
-    def texts(self, row: Row) -> tuple[str, str | None]:
-        """The (first, second) segment of a row."""
-        raise NotImplementedError
-
-    def encode(self, rows, tokenizer, max_length, train) -> Encoded:
-        pairs = [self.texts(r) for r in rows]
-        second = [p[1] for p in pairs]
-        features = encode_texts(tokenizer, [p[0] for p in pairs],
-                                second if any(s is not None for s in second) else None, max_length)
-        for feature, row in zip(features, rows, strict=True):
-            feature["labels"] = int(row["label"])
-        return Encoded(rows, features)
-
-    def predict(self, logits: np.ndarray, encoded: Encoded) -> list[str]:
-        return [self.label_names[i] for i in logits.argmax(-1).tolist()]
-
-    def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
-        preds = logits.argmax(-1).tolist()
-        labels = [f["labels"] for f in encoded.features]
-        return {"accuracy": metrics.accuracy(preds, labels)}
