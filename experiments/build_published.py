@@ -120,10 +120,10 @@ TASKS: dict[str, str] = {
     "squad 1.1 dev": "squad",
     "squad 2.0": "squad_v2",
     "squad 2.0 dev": "squad_v2",
+    "sst-2": "sst2",
 }
 TASK_SKIPS: dict[str, str] = {
     "avg": "the paper's row average (Avg. column) is not a task; tables average per-task values",
-    "sst-2": "SST-2 (GLUE) is not a suite task",
     "conll12": "semantic role labelling (SRL) is not a suite task family",
     "conll05": "semantic role labelling (SRL) is not a suite task family",
     "lama": "LAMA knowledge probing is not a suite task",
@@ -132,6 +132,7 @@ FAMILIES: dict[str, str] = {
     **dict.fromkeys(("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc"), "SuperGLUE"),
     **dict.fromkeys(("conll2003", "conll04", "ontonotes"), "NER"),
     **dict.fromkeys(("squad", "squad_v2"), "QA"),
+    "sst2": "GLUE",
 }
 # Metric labels (lower-cased, notes removed) -> one suite metric per printed number.
 METRICS: dict[str, tuple[str, ...]] = {

@@ -158,7 +158,7 @@ class Planner:
 
     def plan(self, cfg: DictConfig, overrides: list[str]) -> PlannedCell:
         settings = check_config(cfg)
-        task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+        task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template, settings.task.head)
         cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
         trains_backbone = METHODS[cell.method].kind is MethodKind.full
         spec = settings.model.resources
@@ -191,14 +191,17 @@ def plan_grid(preset: str, overrides: Sequence[str], throughput: Throughput = A1
 
 def table(cells: Sequence[PlannedCell]) -> pd.DataFrame:
     """One row per cell: coordinates, status, resources and cost."""
-    return pd.DataFrame([{
+    axes = ("preset=", "method=", "model=", "task=", "seed=", "seed_index=")
+    frame = pd.DataFrame([{
         "task": c.cell.task, "model": c.cell.model, "method": c.cell.method, "seed": c.cell.seed,
+        "options": " ".join(o for o in c.overrides if not o.startswith(axes)),
         "status": c.status + (f" (checkpoint {c.checkpoint_step})" if c.checkpoint_step else ""),
         "gpus": c.resources.gpus, "params_M": c.cost.params / 1e6,
         "epochs": c.settings.train.epochs if c.settings.train.max_steps < 0 else f"{c.settings.train.max_steps} steps",
         "precision": c.settings.train.precision.value, "train_Mtok": c.cost.train_tokens / 1e6,
         "PFLOP": c.cost.flops / 1e15, "gpu_hours": c.cost.gpu_hours, "wall_hours": c.cost.wall_hours,
     } for c in cells])
+    return frame if frame.empty or frame["options"].any() else frame.drop(columns="options")  # a sweep's other axes
 
 
 def _hours(value: float) -> str:

@@ -125,7 +125,7 @@ def _described_by_record(path: Path, metadata: dict[str, str]) -> dict[str, Any]
         settings = check_config(config)
     except (OmegaConfBaseException, ConfigError) as err:
         raise ArtefactError(f"{record_path}: its config no longer describes a cell of this suite ({err})") from None
-    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template, settings.task.head)
     if task.version != record["task"]["version"]:
         raise ArtefactError(f"{path}: trained with task {task.name} version {record['task']['version']}; this "
                             f"suite's {task.name} is version {task.version} (its preprocessing or scoring changed)")
@@ -186,15 +186,20 @@ def load_trained(source: str | Path, backbone: Backbone | None = None, model_pat
         raise ArtefactError(f"{path}: method {method_options.get('name')!r} is not one of this suite's: "
                             f"{', '.join(sorted(METHODS))}")
     task_info = description["task"]
-    task = get_task(task_info["name"]).configure(task_info["max_length"], task_info["template"])
+    task = get_task(task_info["name"]).configure(task_info["max_length"], task_info["template"],
+                                                 "verbalizer" if task_info["head"] == "verbalizer" else None)
     if task.version != task_info["version"]:
         raise ArtefactError(f"{path}: trained with task {task.name} version {task_info['version']}; this suite's "
                             f"{task.name} is version {task.version} (its preprocessing or scoring changed)")
     if backbone is None:
-        backbone = load_backbone(model_config(description, model_path))
+        backbone = load_backbone(model_config(description, model_path), masked_lm=task.head == "verbalizer")
     check_backbone(description, backbone, path)
+    if task.head == "verbalizer" and backbone.lm_head is None:
+        raise ArtefactError(f"{path}: a verbalizer head scores with the backbone's masked-LM head, and the backbone "
+                            "given was loaded without it (load_backbone(..., masked_lm=True))")
     method = build_method(method_options, backbone)
-    model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), description["head_dropout"])
+    model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), description["head_dropout"],
+                          label_words=task.verbalizer)
     model.load_artefact(path)
     model.to(next(backbone.model.parameters()).device)
     model.eval()

@@ -234,6 +234,9 @@ class TaskConfig:
     max_length: int | None = None
     #: input template of tasks that have several (null: the task's default)
     template: int | None = None
+    #: null: the task's own head; ``verbalizer``: a cloze pattern whose [MASK] the backbone's
+    #: masked-LM head fills, scored on the label words (P-Tuning v2 Table 4's "verbalizer + LM head")
+    head: str | None = None
 
 
 @dataclass

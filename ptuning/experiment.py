@@ -68,9 +68,11 @@ class Experiment:
         """Load the backbone (from ``model_config`` when already read), attach the method
         and head, encode the splits (every rank builds the same model from the same seed)."""
         seed_everything(settings.seed)
-        backbone = load_backbone(settings.model, model_config)
+        verbalizer = task.head == "verbalizer"
+        backbone = load_backbone(settings.model, model_config, masked_lm=verbalizer)
         method = build_method(settings.method, backbone, task.label_words)
-        model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), settings.train.head_dropout)
+        model = PromptedModel(backbone, method, task.head, max(task.num_labels, 1), settings.train.head_dropout,
+                              label_words=task.verbalizer if verbalizer else None)
         tokenizer = backbone.tokenizer
         encoded = {"train": task.encode(splits.train, tokenizer, max_length, train=True),
                    "validation": task.encode(splits.validation, tokenizer, max_length, train=False)}

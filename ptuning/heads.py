@@ -16,7 +16,7 @@ adjusting for virtual tokens.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from transformers.activations import ACT2FN
 
 from ptuning.backbones import Backbone
+from ptuning.errors import ConfigError
 
 
 def official_linear(backbone: Backbone, fan_in: int, fan_out: int) -> nn.Linear:
@@ -163,9 +164,52 @@ class SpanQAHead(Head):
         return loss, torch.stack([start, end], dim=-1)
 
 
+def label_token_ids(tokenizer: Any, words: tuple[str, ...]) -> list[int]:
+    """The vocabulary id of each label word, as it follows a space in a pattern;
+    :class:`ConfigError` if a word is not one token (the LM head scores single tokens)."""
+    ids = []
+    for word in words:
+        pieces = tokenizer(f" {word}", add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise ConfigError(f"task.head=verbalizer: the label word {word!r} is {len(pieces)} tokens for "
+                              f"{type(tokenizer).__name__} ({tokenizer.convert_ids_to_tokens(pieces)}); every label "
+                              "word must be a single token")
+        ids.append(pieces[0])
+    return ids
+
+
+class VerbalizerHead(Head):
+    """A verbalizer on the backbone's masked-LM head (P-Tuning v2 Table 4's "verbalizer + LM
+    head"): the pretrained LM head's logits at the input's [MASK] for each class's label word.
+    It adds no weights: the LM head belongs to the backbone (frozen unless the method trains
+    the backbone)."""
+
+    uses_hidden_dropout = False
+
+    def __init__(self, backbone: Backbone, num_labels: int, dropout: float, trains_backbone: bool = False,
+                 label_words: tuple[str, ...] = ()) -> None:
+        super().__init__(backbone, num_labels, dropout)
+        if backbone.lm_head is None:
+            raise ValueError("the verbalizer head needs the backbone's masked-LM head: load_backbone(masked_lm=True)")
+        if len(label_words) != num_labels:
+            raise ValueError(f"{len(label_words)} label words for {num_labels} classes")
+        self.lm_head = [backbone.lm_head]  # a list: the backbone's, not registered as the head's
+        self.register_buffer("word_ids", torch.tensor(label_token_ids(backbone.tokenizer, label_words)),
+                             persistent=False)
+
+    def forward(self, hidden, attention_mask, labels=None, mask_position=None, **_):
+        if mask_position is None:
+            raise ValueError("the verbalizer head needs each input's mask_position (a cloze-encoded task)")
+        at_mask = hidden[torch.arange(hidden.shape[0], device=hidden.device), mask_position]
+        logits = self.lm_head[0](self.dropout(at_mask))[:, self.word_ids]
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return loss, logits
+
+
 HEADS: dict[str, type[Head]] = {
     "classification": ClassificationHead,
     "multiple_choice": MultipleChoiceHead,
     "token_classification": TokenClassificationHead,
     "span_qa": SpanQAHead,
+    "verbalizer": VerbalizerHead,
 }

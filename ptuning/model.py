@@ -11,7 +11,7 @@ from torch import nn
 
 from ptuning.backbones import Backbone
 from ptuning.backbones.deep_prompt import DeepPrompt
-from ptuning.heads import HEADS
+from ptuning.heads import HEADS, VerbalizerHead
 from ptuning.methods import Method
 
 
@@ -79,7 +79,7 @@ class PromptedModel(nn.Module):
     _keys_to_ignore_on_save: list[str] | None = None
 
     def __init__(self, backbone: Backbone, method: Method, head: str, num_labels: int,
-                 head_dropout: float | None = None) -> None:
+                 head_dropout: float | None = None, label_words: tuple[str, ...] | None = None) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
@@ -89,8 +89,13 @@ class PromptedModel(nn.Module):
         head_class = HEADS[head]
         if head_dropout is None:  # the backbone's hidden dropout where the official head applies one
             head_dropout = backbone.hidden_dropout if head_class.uses_hidden_dropout else 0.0
-        self.head = head_class(backbone, num_labels, head_dropout, method.trains_backbone)
+        extra = {"label_words": tuple(label_words or ())} if head_class is VerbalizerHead else {}
+        self.head = head_class(backbone, num_labels, head_dropout, method.trains_backbone, **extra)
+        #: the backbone's masked-LM head (the verbalizer's), a part of the backbone
+        self.lm_head = backbone.lm_head
         self.backbone.requires_grad_(method.trains_backbone)
+        if self.lm_head is not None:
+            self.lm_head.requires_grad_(method.trains_backbone)
         method.attach(backbone)
 
     def _position_ids(self, mask: torch.Tensor, prompt: DeepPrompt | None) -> torch.Tensor | None:
@@ -107,6 +112,7 @@ class PromptedModel(nn.Module):
         labels: torch.Tensor | None = None,
         start_positions: torch.Tensor | None = None,
         end_positions: torch.Tensor | None = None,
+        mask_position: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         num_choices = None
         if input_ids.dim() == 3:  # multiple choice: (batch, choices, T)
@@ -134,7 +140,7 @@ class PromptedModel(nn.Module):
             hidden = hidden.gather(1, token_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         loss, logits = self.head(
             hidden, attention_mask, labels=labels, start_positions=start_positions,
-            end_positions=end_positions, num_choices=num_choices,
+            end_positions=end_positions, num_choices=num_choices, mask_position=mask_position,
         )
         if loss is not None and self.training and not torch.isfinite(loss):
             raise NonFiniteLossError(f"training loss is {loss.item()}")
@@ -145,9 +151,9 @@ class PromptedModel(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Total, trainable, method, head and backbone parameter counts, by ownership: a
         parameter the method registered is the method's wherever in the backbone it acts."""
-        owned = {id(p) for p in self.method.parameters()}
-        backbone = [p for p in self.backbone.parameters() if id(p) not in owned]
-        every = list(self.parameters())
+        owned = {id(p) for p in self.method.parameters()} | {id(p) for p in self.head.parameters()}
+        every = list(self.parameters())  # shared (tied) weights once
+        backbone = [p for p in every if id(p) not in owned]  # with its masked-LM head when loaded
         return {
             "total": sum(p.numel() for p in every),
             "trainable": sum(p.numel() for p in every if p.requires_grad),

@@ -134,10 +134,11 @@ class MultiTaskModel(nn.Module):
     def forward(self, task_index: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None, prompt_anchors: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, start_positions: torch.Tensor | None = None,
-                end_positions: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+                end_positions: torch.Tensor | None = None,
+                mask_position: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
         return self.members[self.names[int(task_index)]](
             input_ids, attention_mask, token_type_ids=token_type_ids, prompt_anchors=prompt_anchors, labels=labels,
-            start_positions=start_positions, end_positions=end_positions)
+            start_positions=start_positions, end_positions=end_positions, mask_position=mask_position)
 
 
 @contextlib.contextmanager
@@ -170,7 +171,8 @@ def train_stage(plan: StagePlan, settings: Settings, backbone: Backbone, max_len
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     method = build_method(settings.method, backbone)
-    members = {t.name: PromptedModel(backbone, method, t.head, max(t.num_labels, 1), settings.train.head_dropout)
+    members = {t.name: PromptedModel(backbone, method, t.head, max(t.num_labels, 1), settings.train.head_dropout,
+                                     label_words=t.verbalizer if t.head == "verbalizer" else None)
                for t in plan.tasks}
     model = MultiTaskModel(members)
     features = {t.name: t.encode(plan.train_rows[t.name], backbone.tokenizer, max_lengths[t.name], train=True).features

@@ -36,7 +36,11 @@ from ptuning.tasks import Encoded, Row
 from ptuning.training import FeatureCollator
 
 #: feature keys a backbone row carries (labels and the like stay with the task)
-ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "prompt_anchors")
+ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids", "prompt_anchors", "mask_position")
+#: why verbalizer artefacts and the others do not share a table
+_MIXED_HEADS = ("verbalizer-head artefacts run on the backbone loaded with its masked-LM head, whose base "
+                "model differs from the plain encoder the others trained on (BERT's masked-LM model has no "
+                "pooler); put them in tables of their own")
 #: logits of padded token positions (as :func:`ptuning.training.predict` pads them)
 PAD_LOGIT = -1e4
 
@@ -65,7 +69,12 @@ class PromptTable:
         pairs = [_named(source) for source in sources]
         if not pairs:
             raise ArtefactError("no artefacts given: name at least one cell directory")
-        backbone = load_backbone(model_config(read_description(pairs[0][1]), model_path))
+        descriptions = [read_description(path) for _, path in pairs]
+        verbalizers = {d["task"]["head"] == "verbalizer" for d in descriptions}
+        if len(verbalizers) > 1:
+            raise ArtefactError(_MIXED_HEADS)
+        masked_lm = verbalizers.pop()
+        backbone = load_backbone(model_config(descriptions[0], model_path), masked_lm=masked_lm)
         table = cls(backbone)
         for name, path in pairs:
             table.add(path, name)
@@ -74,6 +83,8 @@ class PromptTable:
     def add(self, source: str | Path, name: str | None = None) -> str:
         """Load one artefact onto the shared backbone under ``name`` (default: its task)."""
         trained = load_trained(source, backbone=self.backbone)
+        if self.backbone.lm_head is not None and trained.task.head != "verbalizer":
+            raise ArtefactError(f"{source}: {_MIXED_HEADS}")
         method = trained.model.method
         if method.kind is not MethodKind.prompt:
             raise ArtefactError(f"{source}: method {method.config.name} ({method.kind.value}) changes the backbone "
@@ -108,8 +119,10 @@ class PromptTable:
             for c in range(choices or 1):
                 rows.append({k: feature[k][c] if choices else feature[k] for k in ROW_KEYS if k in feature})
             spans.append(_Span(name, len(rows) - (choices or 1), len(rows), choices))
-        if any(set(row) != set(rows[0]) for row in rows):
+        if any(set(row) - {"mask_position"} != set(rows[0]) - {"mask_position"} for row in rows):
             raise ValueError("features of one batch must carry the same keys (one tokenizer encodes them all)")
+        if any("mask_position" in row for row in rows):  # cloze inputs (verbalizer heads); others never read it
+            rows = [{**row, "mask_position": row.get("mask_position", 0)} for row in rows]
         device = next(self.backbone.model.parameters()).device
         batch = {k: v.to(device) for k, v in FeatureCollator(self.backbone.tokenizer.pad_token_id)(rows).items()}
         hidden = self._hidden(batch, spans)
@@ -120,8 +133,9 @@ class PromptTable:
             counts = {spans[i].choices for i in members}
             if len(counts) > 1:
                 raise ValueError(f"task {name}: features with different numbers of choices {sorted(counts)}")
+            positions = batch["mask_position"][row_index] if "mask_position" in batch else None
             _, logits = self.entries[name].model.head(hidden[row_index], batch["attention_mask"][row_index],
-                                                      num_choices=counts.pop())
+                                                      num_choices=counts.pop(), mask_position=positions)
             for i, value in zip(members, logits.float().cpu().numpy(), strict=True):
                 out[i] = value[:len(items[i][1]["input_ids"])] if value.ndim == 2 else value  # a token axis: own length
         return out

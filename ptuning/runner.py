@@ -149,7 +149,7 @@ def prepare(cfg: DictConfig, world: World = SINGLE) -> Prepared:
     check_launch(cfg)
     check_device(settings)
     check_world(settings, world)
-    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template)
+    task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template, settings.task.head)
     settings.method.check_task(task.name, task.label_words)
     model_config = backbone_config(settings.model)
     max_length = fit_length(settings, task, model_config)

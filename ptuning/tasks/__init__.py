@@ -102,8 +102,24 @@ class Task:
         e.g. spans, tags or answer choices). Lester et al.'s class-label init uses them."""
         return None
 
-    def configure(self, max_length: int | None, template: int | None) -> Task:
+    #: the words the masked-LM head predicts for each class, in label order (``task.head=verbalizer``;
+    #: None: the task has no cloze pattern)
+    verbalizer: ClassVar[tuple[str, ...] | None] = None
+
+    def cloze(self, row: Row) -> tuple[str, str]:
+        """(text shortened to fit, the pattern after it with ``{mask}``) of a row, for the
+        verbalizer head."""
+        raise NotImplementedError
+
+    def configure(self, max_length: int | None, template: int | None, head: str | None = None) -> Task:
         """Apply the ``task.*`` options of a config."""
+        if head is not None:
+            with_cloze = sorted(name for name, cls in TASKS.items() if cls.verbalizer)
+            require(head == "verbalizer", "task.head", head, "null (the task's own head) or verbalizer")
+            if not self.verbalizer:
+                raise ConfigError(f"task.head=verbalizer: task {self.name} has no cloze pattern and label words; "
+                                  f"tasks with them: {', '.join(with_cloze)}")
+            self.head = head
         if max_length is not None:
             require(max_length >= 8, "task.max_length", max_length, "an integer >= 8")
             self.max_length = max_length
@@ -118,7 +134,8 @@ class Task:
     def options(self) -> dict[str, tuple[Any, Any]]:
         """Option -> (value in use, the task's default), for the cell's identity."""
         cls = type(self)
-        return {"max_length": (self.max_length, cls.max_length), "template": (self.template, cls.template)}
+        return {"max_length": (self.max_length, cls.max_length), "template": (self.template, cls.template),
+                "head": (self.head, cls.head)}
 
     def describe(self) -> dict[str, Any]:
         """The record's ``task`` block."""

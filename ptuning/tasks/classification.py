@@ -7,7 +7,7 @@ import numpy as np
 
 from ptuning import metrics
 from ptuning.tasks import Encoded, Row, Task
-from ptuning.tasks.encoding import encode_texts
+from ptuning.tasks.encoding import encode_cloze, encode_texts
 
 
 class TextClassificationTask(Task):
@@ -27,6 +27,12 @@ class TextClassificationTask(Task):
         raise NotImplementedError
 
     def encode(self, rows, tokenizer, max_length, train) -> Encoded:
+        if self.head == "verbalizer":
+            clozes = [self.cloze(r) for r in rows]
+            features = encode_cloze(tokenizer, [c[0] for c in clozes], [c[1] for c in clozes], max_length)
+            for feature, row in zip(features, rows, strict=True):
+                feature["labels"] = int(row["label"])
+            return Encoded(rows, features)
         pairs = [self.texts(r) for r in rows]
         second = [p[1] for p in pairs]
         features = encode_texts(tokenizer, [p[0] for p in pairs],

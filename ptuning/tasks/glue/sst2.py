@@ -32,6 +32,12 @@ class SST2(GlueTask):
                     "synthetic train rows (no real SST-2 file was available), an underestimate: real "
                     "sentences are longer")
     label_names = ("negative", "positive")  # GLUE's order: 0 negative, 1 positive
+    #: our choice (no official P-Tuning pattern exists for SST-2): "terrible" / "great"
+    verbalizer = ("terrible", "great")
+
+    def cloze(self, row):
+        """The sentence, then " It was [MASK]." (our pattern; see :attr:`verbalizer`)."""
+        return row["sentence"], " It was {mask}."
     row_keys = frozenset({"sentence", "label", "idx"})
     text_columns = ("sentence",)
     hub_config = "sst2"

@@ -16,6 +16,15 @@ class BoolQ(SuperGlueTask):
     synthetic_rule = "True iff the color asked about in the question is the color in the passage."
     synthetic_classes = 2
 
+    #: the official P-Tuning v1 verbalizer (THUDM/P-tuning PT-Fewshot/data_utils/task_pvps.py,
+    #: BoolQPVP.VERBALIZER_A), in label order False, True
+    verbalizer = ("No", "Yes")
+
+    def cloze(self, row):
+        """BoolQPVP's pattern without its trained prompt token: passage, ". Question: ", the
+        question, "? Answer: [MASK]." """
+        return row["passage"], f". Question: {row['question']}? Answer: {{mask}}."
+
     def texts(self, row):
         return row["question"], row["passage"]
 

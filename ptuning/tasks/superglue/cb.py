@@ -20,6 +20,14 @@ class CB(SuperGlueTask):
                       "hypothesis object occurs in the premise, neutral if it does not.")
     synthetic_classes = 3
 
+    #: the official P-Tuning v1 verbalizer (THUDM/P-tuning PT-Fewshot/data_utils/task_pvps.py, CbPVP)
+    verbalizer = ("Yes", "No", "Maybe")
+
+    def cloze(self, row):
+        """CbPVP's pattern without its trained prompt token: premise, a literal "[SEP]", the
+        hypothesis, "? answer: [MASK]" """
+        return row["premise"], f" [SEP] {row['hypothesis']}? answer: {{mask}}"
+
     def texts(self, row):
         return row["premise"], row["hypothesis"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 from ptuning.tasks import TaskSize, register
 from ptuning.tasks.superglue import SuperGlueTask
 from ptuning.tasks.synthetic import DAYS, OBJECTS, PLACES, VERBS, person
@@ -17,8 +19,16 @@ class RTE(SuperGlueTask):
     synthetic_rule = "entailment iff the object in the hypothesis occurs in the premise."
     synthetic_classes = 2
 
+    #: the official P-Tuning v1 verbalizer (THUDM/P-tuning PT-Fewshot/data_utils/task_pvps.py, RtePVP)
+    verbalizer = ("Yes", "No")
+
     def texts(self, row):
         return row["premise"], row["hypothesis"]
+
+    def cloze(self, row):
+        """RtePVP's pattern without its trained prompt token: premise, " Question: ", the
+        hypothesis without its final punctuation, "? Answer: [MASK]." """
+        return row["premise"], f" Question: {row['hypothesis'].rstrip(string.punctuation)}? Answer: {{mask}}."
 
     def synthetic_row(self, rng, index, label):
         name, place, day = person(rng), rng.choice(PLACES), rng.choice(DAYS)
