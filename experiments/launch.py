@@ -160,7 +160,7 @@ class Planner:
         settings = check_config(cfg)
         task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template, settings.task.head)
         cell = Cell(settings.method.name, settings.model.name, task.name, settings.seed)
-        trains_backbone = METHODS[cell.method].kind is MethodKind.full
+        trains_backbone = METHODS[cell.method].kind is MethodKind.full or settings.method.tunes_backbone()
         spec = settings.model.resources
         resources = Resources(spec.gpus if trains_backbone else spec.gpus_frozen, spec.cpus_per_gpu,
                               spec.mem_gb_per_gpu, spec.time_min)

@@ -104,7 +104,7 @@ class Experiment:
             "model": {"name": model.name, "display": model.display or model.name,
                       "family": self.backbone.family, "hf_name": model.hf_name,
                       "backbone_params": counts["backbone"]},
-            "method": self.model.method.describe(),
+            "method": {**self.model.method.describe(), "trains_backbone": self.model.method.trains_backbone},
             "params": counts,
             "data": {"source": self.settings.data.source.value,
                      "train_examples": len(self.splits.train), "eval_examples": len(self.splits.validation),

@@ -296,10 +296,13 @@ class CellTrainer(Trainer):
         self.is_fsdp_enabled = True
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
-        if self.exponential_per_epoch is None:
+        model = model if model is not None else self.model
+        method = getattr(model, "method", None)
+        groups = method.optimizer_groups(model, self.args.weight_decay) if method is not None else None
+        if self.exponential_per_epoch is None and groups is None:
             return super().create_optimizer(model)
-        if self.optimizer is None:
-            params = [p for p in (model if model is not None else self.model).parameters() if p.requires_grad]
+        if self.optimizer is None:  # a group without "lr" runs at the cell's learning rate
+            params = groups or [p for p in model.parameters() if p.requires_grad]
             self.optimizer = torch.optim.AdamW(params, lr=self.args.learning_rate,
                                                weight_decay=self.args.weight_decay)
         return self.optimizer

@@ -44,6 +44,10 @@ class MethodConfig:
         """Raise :class:`ptuning.errors.ConfigError` if the options do not suit the task
         (``label_words``: the words naming its classes, None if they are not words)."""
 
+    def tunes_backbone(self) -> bool:
+        """Whether these options train the backbone too (besides a ``full`` method's kind)."""
+        return False
+
     def added_positions(self, positions: str) -> int:
         """Positions the real tokens are pushed back by, for a backbone whose position ids
         are ``positions`` (absolute | roberta | relative): virtual input tokens, or a deep
@@ -80,7 +84,12 @@ class Method(nn.Module):
 
     @property
     def trains_backbone(self) -> bool:
-        return self.kind is MethodKind.full
+        return self.kind is MethodKind.full or self.config.tunes_backbone()
+
+    def optimizer_groups(self, model: nn.Module, weight_decay: float) -> list[dict] | None:
+        """AdamW parameter groups with their own learning rates, where the method trains parts of
+        the model at different rates; None: one group at the cell's learning rate."""
+        return None
 
     @property
     def shifts_positions(self) -> bool:
