@@ -265,7 +265,7 @@ def test_unknown_method_lists_valid_ones():
         ("prompt_tuning", {"init": "zeros"}, "method.init: Invalid value 'zeros', expected one of [vocab, class_label, random]"),
         ("prompt_tuning", {"length": 0}, "method.length=0: allowed: an integer >= 1"),
         ("prompt_tuning", {"length": "x"}, "method.length: Value 'x' of type 'str' could not be converted to Integer"),
-        ("ptuning_v1", {"encoder": "gru"}, "method.encoder: Invalid value 'gru', expected one of [lstm, mlp]"),
+        ("ptuning_v1", {"encoder": "gru"}, "method.encoder: Invalid value 'gru', expected one of [lstm, mlp, lstm_full]"),
         ("ptuning_v2", {"length": 0}, "method.length=0: allowed: an integer >= 1"),
         ("ptuning_v2", {"dropout": 1.5}, "method.dropout=1.5: allowed: null (the backbone's hidden dropout) or 0 <= p < 1"),
         ("prefix_tuning", {"length": -2}, "method.length=-2: allowed: an integer >= 1"),
