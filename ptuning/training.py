@@ -261,6 +261,8 @@ class CellTrainer(Trainer):
       parameter with the learning rate x0.95 per epoch (``ExponentialLR(0.95)`` stepped each
       epoch, written as a per-step ``LambdaLR``); built here because the Trainer accepts no
       ready optimizer under FSDP.
+    - A method that trains parts of the model at their own rates (``Method.optimizer_groups``:
+      P-Tuning v1 with ``method.backbone_lr``) gets one AdamW over those groups.
     - Several processes: each averages the loss of its share of the global batch and the
       Trainer averages the ranks' gradients; the loss of rank ``r`` is weighted by
       ``N * n_r / n`` (``n_r`` of the batch's ``n`` loss terms, :func:`loss_items`), so the
