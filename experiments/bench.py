@@ -475,14 +475,10 @@ def write_table_artefacts(directory: str | Path, model: str, count: int, length:
     """``count`` P-Tuning v2 artefacts (prefix length :data:`PROMPT_LENGTH`, classification head
     of :data:`TABLE_TASK`) with random weights, as a cell writes them, all for ``model``'s
     backbone; returns them as ``name=directory`` items (the names of :func:`table_names`)."""
-    import torch
     from omegaconf import OmegaConf
 
-    from ptuning.artefacts import describe as describe_artefact
-    from ptuning.artefacts import save
+    from ptuning.artefacts import write_random
     from ptuning.backbones import load_backbone
-    from ptuning.methods import build_method, method_config
-    from ptuning.model import PromptedModel
     from ptuning.tasks import get_task
 
     cfg = OmegaConf.to_object(load_model_config(model))
@@ -491,17 +487,9 @@ def write_table_artefacts(directory: str | Path, model: str, count: int, length:
     options = {"name": "ptuning_v2", "length": PROMPT_LENGTH}
     cells = []
     for index, name in enumerate(table_names(count)):
-        net = PromptedModel(backbone, build_method(options, backbone), task.head, task.num_labels)
-        generator = torch.Generator().manual_seed(seed * 1000 + index)
-        with torch.no_grad():
-            for parameter in [*net.method.parameters(), *net.head.parameters()]:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
-        folded = net.method.fold_for_storage()
-        cell = {"method": "ptuning_v2", "model": model, "task": TABLE_TASK, "seed": index, "group": "bench"}
-        path = Path(directory) / name / "prompt.safetensors"
-        save(net, path, describe_artefact(method_config(options), cfg, backbone, task, length, None, cell, 0.0),
-             folded)
-        cells.append(f"{name}={path.parent}")
+        cell = write_random(Path(directory) / name, cfg, backbone, task, options, length, seed * 1000 + index,
+                            scale=0.02)
+        cells.append(f"{name}={cell}")
     return cells
 
 

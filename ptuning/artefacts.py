@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from safetensors import safe_open
@@ -84,6 +85,23 @@ def save(model: PromptedModel, path: Path, description: dict[str, Any], folded: 
     model.save_artefact(path, {"method": cell["method"], "model": cell["model"], "task": cell["task"],
                                "epoch": str(description["epoch"]), "stored_form": "folded" if folded else "trained",
                                METADATA_KEY: json.dumps(description, sort_keys=True)})
+
+
+def write_random(directory: Path, model: ModelConfig, backbone: Backbone, task: Task, method_options: dict[str, Any],
+                 max_length: int, seed: int, scale: float) -> Path:
+    """An artefact with random method and head weights (N(0, ``scale``), seeded), written as a
+    cell writes it into ``directory``: what benchmarks and tests load in place of a trained cell."""
+    method = build_method(method_options, backbone)
+    prompted = PromptedModel(backbone, method, task.head, max(task.num_labels, 1))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in [*prompted.method.parameters(), *prompted.head.parameters()]:
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    folded = prompted.method.fold_for_storage()
+    cell = {"method": method.config.name, "model": model.name, "task": task.name, "seed": seed, "group": "random"}
+    save(prompted, directory / ARTEFACT_NAME, describe(method.config, model, backbone, task, max_length, None, cell, 0.0),
+         folded)
+    return directory
 
 
 def artefact_path(source: str | Path) -> Path:

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import TrainingArguments
 
 from ptuning.artefacts import ARTEFACT_NAME, describe
 from ptuning.artefacts import save as save_artefact
@@ -25,7 +24,7 @@ from ptuning.checkpoints import (
     load_cell_state,
     quiet_frozen_keys,
 )
-from ptuning.config import LoggerName, Precision, Scheduler, Selection, Settings
+from ptuning.config import LoggerName, Scheduler, Selection, Settings
 from ptuning.distributed import SINGLE, World
 from ptuning.methods import build_method
 from ptuning.model import PromptedModel
@@ -39,6 +38,7 @@ from ptuning.training import (
     Selector,
     forget_accelerate_state,
     layers_to_shard,
+    training_arguments,
 )
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -124,19 +124,9 @@ class Experiment:
                         group=self.settings.group, tags=[cell["method"], cell["model"], cell["task"]],
                         config=record["config"], run_id=run_id)
 
-    def _hf_scheduler(self) -> str:
-        """The Trainer's scheduler name (exponential runs as constant plus our own LambdaLR)."""
-        train = self.settings.train
-        if train.scheduler is Scheduler.exponential:
-            return "constant"
-        if train.scheduler is Scheduler.constant and (train.warmup_steps or train.warmup_ratio):
-            return "constant_with_warmup"  # HF's "constant" ignores warmup
-        return train.scheduler.value
-
     def _trainer(self, directory: Path, selector: Selector, checkpointer: Checkpointer | None) -> CellTrainer:
         train = self.settings.train
         lr = self.settings.lr
-        use_cuda = torch.cuda.is_available()
         sharded = self.strategy == "fsdp"
         if self.world.distributed:
             forget_accelerate_state()
@@ -145,18 +135,11 @@ class Experiment:
             fsdp_config = {"version": 2, "reshard_after_forward": True, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
                            "transformer_layer_cls_to_wrap": layers_to_shard(self.backbone.model),
                            "state_dict_type": "SHARDED_STATE_DICT"}
-        args = TrainingArguments(
-            output_dir=str(directory / "trainer"), num_train_epochs=float(train.epochs),
-            max_steps=int(train.max_steps), per_device_train_batch_size=int(train.batch_size) // self.world.size,
-            learning_rate=lr, weight_decay=float(train.weight_decay),
-            warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else int(train.warmup_steps),
-            lr_scheduler_type=self._hf_scheduler(),
-            max_grad_norm=float(train.max_grad_norm), seed=self.settings.seed, logging_steps=int(train.logging_steps),
-            save_strategy="no", eval_strategy="no",
+        args = training_arguments(
+            train, str(directory / "trainer"), self.settings.seed, lr, train.epochs,
+            int(train.batch_size) // self.world.size,
             report_to=["wandb"] if self.settings.logger.name is LoggerName.wandb else [],
-            remove_unused_columns=False, disable_tqdm=True, dataloader_num_workers=0, use_cpu=not use_cuda,
-            bf16=train.precision is Precision.bf16, fp16=train.precision is Precision.fp16,
-            logging_nan_inf_filter=False, fsdp=True if sharded else None, fsdp_config=fsdp_config,
+            fsdp=True if sharded else None, fsdp_config=fsdp_config,
             ddp_find_unused_parameters=False if self.strategy == "ddp" else None,  # every trained parameter is used
         )
         per_epoch = None

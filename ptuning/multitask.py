@@ -19,6 +19,7 @@ variant enters each dataset cell's data fingerprint, so a different stage is a d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import random
@@ -32,7 +33,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
-from transformers import TrainingArguments
 
 from ptuning.backbones import Backbone
 from ptuning.checkpoints import (
@@ -43,7 +43,7 @@ from ptuning.checkpoints import (
     quiet_frozen_keys,
     remove_checkpoints,
 )
-from ptuning.config import Precision, Scheduler, Settings, identity_options
+from ptuning.config import Scheduler, Settings, identity_options
 from ptuning.distributed import SINGLE
 from ptuning.errors import ConfigError
 from ptuning.methods import build_method
@@ -51,7 +51,7 @@ from ptuning.model import PromptedModel
 from ptuning.records import Cell, Identity, fingerprint, write_json_atomic
 from ptuning.tasks import TASKS, Task, get_task
 from ptuning.tasks.data import Splits, read_splits
-from ptuning.training import CellTrainer, FeatureCollator
+from ptuning.training import CellTrainer, FeatureCollator, training_arguments
 
 STAGE_FILE = "stage.json"
 ARTEFACT = "prompt.safetensors"
@@ -180,15 +180,9 @@ def train_stage(plan: StagePlan, settings: Settings, backbone: Backbone, max_len
     batches = _batches(features, int(settings.train.batch_size), settings.seed)
     collate = FeatureCollator(backbone.tokenizer.pad_token_id)
     train = settings.train
-    args = TrainingArguments(
-        output_dir=str(plan.directory / "trainer"), num_train_epochs=plan.epochs, per_device_train_batch_size=1,
-        learning_rate=plan.lr, weight_decay=float(train.weight_decay),
-        warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else int(train.warmup_steps),
-        lr_scheduler_type="constant" if train.scheduler is Scheduler.exponential else train.scheduler.value,
-        max_grad_norm=float(train.max_grad_norm), seed=settings.seed, logging_steps=int(train.logging_steps),
-        save_strategy="no", eval_strategy="no", report_to=[], remove_unused_columns=False, disable_tqdm=True,
-        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        bf16=train.precision is Precision.bf16, fp16=train.precision is Precision.fp16)
+    # the stage runs its epochs whole (a cell's train.max_steps bounds the cell's own training)
+    args = training_arguments(dataclasses.replace(train, max_steps=-1), str(plan.directory / "trainer"),
+                              settings.seed, plan.lr, plan.epochs, 1, report_to=[])
     trainer = CellTrainer(
         model=model, args=args, train_dataset=batches, world=SINGLE,
         data_collator=lambda items: {"task_index": torch.tensor(items[0]["task_index"]),

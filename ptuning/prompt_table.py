@@ -97,9 +97,6 @@ class PromptTable:
         self.entries[name] = trained
         return name
 
-    def __contains__(self, name: str) -> bool:
-        return name in self.entries
-
     def _entry(self, name: str) -> Trained:
         if name not in self.entries:
             raise ArtefactError(f"task {name!r} is not in the prompt table; loaded: {', '.join(self.entries) or 'none'}")
@@ -125,11 +122,12 @@ class PromptTable:
             rows = [{**row, "mask_position": row.get("mask_position", 0)} for row in rows]
         device = next(self.backbone.model.parameters()).device
         batch = {k: v.to(device) for k, v in FeatureCollator(self.backbone.tokenizer.pad_token_id)(rows).items()}
-        hidden = self._hidden(batch, spans)
+        owners = {name: torch.tensor([r for s in spans if s.name == name for r in range(s.start, s.stop)],
+                                     device=device) for name in dict.fromkeys(s.name for s in spans)}
+        hidden = self._hidden(batch, owners)
         out: list[np.ndarray] = [np.empty(0)] * len(spans)
-        for name in dict.fromkeys(span.name for span in spans):
+        for name, row_index in owners.items():
             members = [i for i, span in enumerate(spans) if span.name == name]
-            row_index = torch.tensor([r for i in members for r in range(spans[i].start, spans[i].stop)], device=device)
             counts = {spans[i].choices for i in members}
             if len(counts) > 1:
                 raise ValueError(f"task {name}: features with different numbers of choices {sorted(counts)}")
@@ -140,13 +138,12 @@ class PromptTable:
                 out[i] = value[:len(items[i][1]["input_ids"])] if value.ndim == 2 else value  # a token axis: own length
         return out
 
-    def _hidden(self, batch: dict[str, torch.Tensor], spans: list[_Span]) -> torch.Tensor:
-        """The backbone's last hidden states (original token coordinates) for a mixed batch."""
+    def _hidden(self, batch: dict[str, torch.Tensor], owners: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The backbone's last hidden states (original token coordinates) for a mixed batch
+        whose rows ``owners[name]`` belong to task ``name``."""
         info, model = self.backbone, self.backbone.model
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         size, length = input_ids.shape
-        owners = {name: torch.tensor([r for s in spans if s.name == name for r in range(s.start, s.stop)],
-                                     device=input_ids.device) for name in dict.fromkeys(s.name for s in spans)}
         anchors = batch.get("prompt_anchors")
         prompts = {name: self.entries[name].model.method(len(rows), anchors[rows] if anchors is not None else None)
                    for name, rows in owners.items()}

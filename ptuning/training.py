@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from ptuning.config import Precision, Scheduler, TrainConfig
 from ptuning.distributed import SINGLE, World
 from ptuning.model import PromptedModel
 from ptuning.tasks import Encoded, Task
@@ -252,6 +253,28 @@ class _ExpectSharded(TrainerCallback):
 
         if not isinstance(model, FSDPModule):
             raise RuntimeError(f"FSDP asked for, but the Trainer prepared a {type(model).__name__}")
+
+
+def training_arguments(train: TrainConfig, output_dir: str, seed: int, lr: float, epochs: float,
+                       batch_size: int, **extra: Any) -> TrainingArguments:
+    """The Trainer's arguments for ``train`` (a cell's, or MPT-2's stage's with its own
+    epochs and rate): no Trainer checkpoints or evaluation (the suite does both), the
+    exponential schedule as constant plus :class:`CellTrainer`'s own ``LambdaLR``, and HF's
+    ``constant`` replaced by ``constant_with_warmup`` when there is warmup (HF's ignores it)."""
+    scheduler = train.scheduler.value
+    if train.scheduler is Scheduler.exponential:
+        scheduler = "constant"
+    elif train.scheduler is Scheduler.constant and (train.warmup_steps or train.warmup_ratio):
+        scheduler = "constant_with_warmup"
+    return TrainingArguments(
+        output_dir=output_dir, num_train_epochs=float(epochs), max_steps=int(train.max_steps),
+        per_device_train_batch_size=batch_size, learning_rate=lr, weight_decay=float(train.weight_decay),
+        warmup_steps=float(train.warmup_ratio) if train.warmup_ratio else int(train.warmup_steps),
+        lr_scheduler_type=scheduler, max_grad_norm=float(train.max_grad_norm), seed=seed,
+        logging_steps=int(train.logging_steps), save_strategy="no", eval_strategy="no", remove_unused_columns=False,
+        disable_tqdm=True, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        bf16=train.precision is Precision.bf16, fp16=train.precision is Precision.fp16, logging_nan_inf_filter=False,
+        **extra)
 
 
 class CellTrainer(Trainer):

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from transformers import AutoModel, DynamicCache
 
 from experiments.export import main as export_main
-from ptuning.artefacts import ARTEFACT_NAME, describe, load_trained, save
+from ptuning.artefacts import load_trained, write_random
 from ptuning.backbones import load_backbone
 from ptuning.config import ModelConfig, ModelSource
 from ptuning.export import (
@@ -29,8 +29,6 @@ from ptuning.export import (
     export_peft,
     peft_feature_inputs,
 )
-from ptuning.methods import build_method, method_config
-from ptuning.model import PromptedModel
 from ptuning.tasks import get_task
 from ptuning.training import FeatureCollator
 
@@ -64,19 +62,9 @@ class Cells:
         weights) on the saved backbone (``model.hf_name`` a made-up id, ``model.path`` the copy)."""
         model = ModelConfig(name=model_name, source=ModelSource.hub, hf_name=f"ptuning-tests/{model_name}",
                             path=str(self.backbone_dir(model_name)))
-        backbone = load_backbone(model)
-        task = get_task(task_name)
-        prompted = PromptedModel(backbone, build_method(options, backbone), task.head, max(task.num_labels, 1))
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for parameter in [*prompted.method.parameters(), *prompted.head.parameters()]:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-        folded = prompted.method.fold_for_storage()
         slug = "-".join(f"{k}{v}" for k, v in options.items() if k != "name").replace(" ", "")
-        cell = {"method": options["name"], "model": model_name, "task": task_name, "seed": seed, "group": "test"}
         directory = self.root / "cells" / f"{model_name}-{task_name}-{options['name']}-{slug}"
-        description = describe(method_config(options), model, backbone, task, MAX_LENGTH, None, cell, 2.0)
-        save(prompted, directory / ARTEFACT_NAME, description, folded)
+        write_random(directory, model, load_backbone(model), get_task(task_name), options, MAX_LENGTH, seed, scale=0.5)
         return directory
 
 

@@ -14,16 +14,12 @@ from omegaconf import OmegaConf
 
 from ptuning.artefacts import (
     ArtefactError,
-    backbone_facts,
-    describe,
     load_trained,
     model_config,
     read_description,
-    save,
+    write_random,
 )
 from ptuning.backbones import load_backbone
-from ptuning.methods import build_method, method_config
-from ptuning.model import PromptedModel
 from ptuning.prompt_table import PromptTable
 from ptuning.tasks import get_task
 from ptuning.training import FeatureCollator, predict
@@ -42,20 +38,8 @@ MAX_LENGTH = 48
 def _trained_artefact(directory, model_name: str, task_name: str, method_options: dict, seed: int):
     """A cell's artefact as the runner writes it, with random (non-initial) weights."""
     cfg = OmegaConf.to_object(model_cfg(model_name))
-    backbone = load_backbone(cfg)
-    task = get_task(task_name)
-    method = build_method(method_options, backbone)
-    model = PromptedModel(backbone, method, task.head, task.num_labels)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in [*model.method.parameters(), *model.head.parameters()]:
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    folded = model.method.fold_for_storage()
-    cell = {"method": method.config.name, "model": model_name, "task": task_name, "seed": seed, "group": "test"}
-    description = describe(method_config(method_options), cfg, backbone, task, MAX_LENGTH, None, cell, 3.0)
-    path = directory / task_name / "prompt.safetensors"
-    save(model, path, description, folded)
-    return path.parent
+    return write_random(directory / task_name, cfg, load_backbone(cfg), get_task(task_name), method_options,
+                        MAX_LENGTH, seed, scale=0.5)
 
 
 def _rows(task_name: str, n: int):
@@ -86,7 +70,11 @@ def test_artefact_describes_its_cell(table_setup):
     assert description["model"]["name"] == model_name and description["model"]["source"] == "tiny"
     assert description["task"]["label_names"] == ["entailment", "not_entailment"]
     assert description["max_length"] == MAX_LENGTH
-    assert description["backbone"] == backbone_facts(table.backbone)
+    tiny = model_cfg(model_name).tiny_config  # the shape the conf file asks for
+    assert description["backbone"] == {
+        "model_type": tiny.model_type, "hidden_size": tiny.get("hidden_size", tiny.get("n_embd")),
+        "num_layers": tiny.get("num_hidden_layers", tiny.get("n_layer")),
+        "vocab_size": table.backbone.tokenizer.vocab_size}  # tiny backbones take the MiniLM tokenizer's vocabulary
     assert "resources" not in description["model"]  # where a model runs is not which model it is
 
 

@@ -354,33 +354,26 @@ def test_sst2_tsv(tmp_path: Path) -> None:
         {"sentence": "a dull film", "label": 0, "idx": 0}]
 
 
-def test_sst2_tsv_errors_name_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content, message", [
+    ("sentence\tscore\na fine film\t1\n",
+     ":1: missing column 'label' (sst2 rows need sentence, label; the header has 'sentence', 'score')"),
+    ("sentence\tlabel\na fine film\t1\n\na dull film\tnegative\n", ":4: invalid sst2 label 'negative' (valid: 0, 1)"),
+    ("sentence\tlabel\na fine film\t2\n", ":2: invalid sst2 label '2' (valid: 0, 1)"),
+    ("sentence\tlabel\na fine film\t1\na tab\tin it\t0\n",
+     ":3: expected 2 tab-separated fields (sentence, label), got 3"),
+    ("sentence\tlabel\nno label here\n", ":2: expected 2 tab-separated fields (sentence, label), got 1"),
+    ("sentence\tlabel\tsentence\nx\t0\ty\n", ":1: column 'sentence' named twice in the header"),
+    ("", ":1: no header line; the first line names the tab-separated columns (sentence, label)"),
+])
+def test_sst2_tsv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = _write(tmp_path, "dev.tsv", content)
+    with pytest.raises(DataFormatError) as err:
+        get_task("sst2").read_local(str(path))
+    assert str(err.value) == f"{path}{message}"
+
+
+def test_a_missing_sst2_file_is_named() -> None:
     sst2 = get_task("sst2")
-    path = _write(tmp_path, "train.tsv", "sentence\tscore\na fine film\t1\n")
-    with pytest.raises(DataFormatError) as err:
-        sst2.read_local(str(path))
-    assert str(err.value) == (f"{path}:1: missing column 'label' (sst2 rows need sentence, label; "
-                              "the header has 'sentence', 'score')")
-    path = _write(tmp_path, "train.tsv", "sentence\tlabel\na fine film\t1\n\na dull film\tnegative\n")
-    with pytest.raises(DataFormatError) as err:
-        sst2.read_local(str(path))
-    assert str(err.value) == f"{path}:4: invalid sst2 label 'negative' (valid: 0, 1)"
-    path = _write(tmp_path, "train.tsv", "sentence\tlabel\na fine film\t2\n")
-    with pytest.raises(DataFormatError, match=r"train\.tsv:2: invalid sst2 label '2' \(valid: 0, 1\)"):
-        sst2.read_local(str(path))
-    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\na fine film\t1\na tab\tin it\t0\n")
-    with pytest.raises(DataFormatError) as err:
-        sst2.read_local(str(path))
-    assert str(err.value) == f"{path}:3: expected 2 tab-separated fields (sentence, label), got 3"
-    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\nno label here\n")
-    with pytest.raises(DataFormatError, match=r"dev\.tsv:2: expected 2 tab-separated fields .*, got 1"):
-        sst2.read_local(str(path))
-    path = _write(tmp_path, "dev.tsv", "sentence\tlabel\tsentence\nx\t0\ty\n")
-    with pytest.raises(DataFormatError, match=r"dev\.tsv:1: column 'sentence' named twice"):
-        sst2.read_local(str(path))
-    path = _write(tmp_path, "dev.tsv", "")
-    with pytest.raises(DataFormatError, match=r"dev\.tsv:1: no header line"):
-        sst2.read_local(str(path))
     with pytest.raises(DataUnavailableError, match="no_such_dir/dev.tsv"):
         sst2.read_local("/tmp/no_such_dir/dev.tsv")
 

@@ -515,3 +515,21 @@ def test_selector_rules_decide_on_their_split(monkeypatch, rule, epoch):
     for step in (1, 2, 3):
         selector.evaluate(model, float(step), step)
     assert selector.chosen.epoch == epoch
+
+
+def test_trainer_arguments_keep_warmup_and_the_exponential_schedule(tmp_path):
+    """HF's "constant" ignores warmup: a constant schedule with warmup runs as
+    constant_with_warmup (cells and MPT-2's stage share these arguments); the exponential
+    schedule runs as constant plus the CellTrainer's own per-epoch LambdaLR."""
+    from ptuning.config import Scheduler
+    from ptuning.training import training_arguments
+
+    def kind(**options):
+        train = dataclasses.replace(TrainConfig(), **options)
+        args = training_arguments(train, str(tmp_path), seed=0, lr=1e-3, epochs=1, batch_size=2)
+        return str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)), args.warmup_steps
+
+    assert kind(scheduler=Scheduler.constant, warmup_steps=5) == ("constant_with_warmup", 5)
+    assert kind(scheduler=Scheduler.constant) == ("constant", 0)
+    assert kind(scheduler=Scheduler.exponential, warmup_steps=5) == ("constant", 5)
+    assert kind(scheduler=Scheduler.linear, warmup_ratio=0.1) == ("linear", 0.1)

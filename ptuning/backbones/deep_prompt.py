@@ -75,6 +75,10 @@ def _extend_mask(
         if causal:
             visible = visible.tril(key_len - q_len)
         mask = visible[None, None].expand(batch, 1, q_len, key_len)
+    if prompt.mask is None:  # every query sees the whole prefix: the mask's own shape, no per-example rows
+        prefix = torch.full((*mask.shape[:-1], prompt.length), True if mask.dtype == torch.bool else 0,
+                            dtype=mask.dtype, device=mask.device)
+        return torch.cat([prefix, mask], dim=-1)
     if mask.shape[0] != batch:  # a mask broadcast over the batch
         mask = mask.expand(batch, *mask.shape[1:])
     prefix = prompt.visible(mask.shape[-2]).to(mask.device).expand(-1, mask.shape[1], -1, -1)  # rows may broadcast
