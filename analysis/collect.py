@@ -6,6 +6,8 @@ the records. One row per run (cell x seed x variant) x split x metric. Nothing i
 silently: a failed run is a row with ``status=failed`` and its error, a ``running`` record
 and every grid cell without a record are ``status=missing`` rows. Runs are told apart by
 their identity: two records are the same run only if group, cell, seed and variant agree.
+A searched cell keeps its chosen grid point (:mod:`analysis.search`); every point's score is
+in ``frame.attrs["search"]`` (rows of :data:`analysis.search.POINT_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.search import select_points, settings_source
 from ptuning.records import RecordError, find_records, load_record, validate_record
 
 #: record fields -> frame columns (one row per run before the metrics are unfolded)
@@ -40,8 +43,8 @@ FIELDS = {
     "env.transformers": "transformers", "env.git_commit": "git_commit", "created": "created",
     "updated": "updated", "origin": "origin",
 }
-COLUMNS = (*FIELDS.values(), "variant_label", "error", "split", "metric", "value", "is_primary",
-           "trainable_pct")
+COLUMNS = (*FIELDS.values(), "variant_label", "settings", "search_choice", "error", "split", "metric", "value",
+           "is_primary", "trainable_pct")
 KEY = ["group", "task", "model", "method", "seed", "variant"]
 _STATUS_RANK = {"completed": 0, "failed": 1, "running": 2}
 
@@ -184,6 +187,7 @@ def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: Expect
                      notes: list[str] | None = None) -> pd.DataFrame:
     """The tidy frame (:data:`COLUMNS`) of ``(origin, record)`` pairs, plus missing rows."""
     records, duplicate_notes = _dedupe(records)
+    records, points, search_notes = select_points(records)
     plain = [record for _, record in records]
     labels = variant_labels(plain)
     runs = pd.json_normalize([{**record, "origin": origin} for origin, record in records])
@@ -191,6 +195,8 @@ def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: Expect
     wide = runs.reindex(columns=[*FIELDS, *metric_columns]).rename(columns=FIELDS)
     wide["variant_label"] = [labels.get((r["group"], r["cell"]["task"], r["cell"]["model"], r["cell"]["method"],
                                          r["identity"]["variant"]), "") for r in plain]
+    wide["settings"] = [settings_source(r) for r in plain]
+    wide["search_choice"] = [_choice(r) for r in plain]
     wide["error"] = [f"{r['error']['type']}: {r['error']['message']}" if r.get("error") else None for r in plain]
     wide.loc[wide["status"] == "running", "error"] = "record status 'running' (job died or still running)"
     wide.loc[wide["status"] == "running", "status"] = "missing"
@@ -208,8 +214,17 @@ def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: Expect
     frame = frame.reindex(columns=list(COLUMNS)).sort_values(
         ["group", "family", "task", "backbone_params", "model", "method", "variant", "seed", "split", "metric"],
         na_position="last", kind="stable").reset_index(drop=True)
-    frame.attrs["notes"] = [*(notes or []), *duplicate_notes]
+    frame.attrs["notes"] = [*(notes or []), *duplicate_notes, *search_notes]
+    frame.attrs["search"] = points.to_dict("records")  # plain rows: pandas compares attrs when it combines frames
     return frame
+
+
+def _choice(record: dict[str, Any]) -> str | None:
+    """A searched record's chosen point and how many points it was chosen from."""
+    choice = (record.get("search") or {}).get("choice")
+    if not choice:
+        return None
+    return f"{choice['label']} (best of {choice['points_completed']}/{choice['points']} on dev)"
 
 
 def _missing(wide: pd.DataFrame, expected: ExpectedGrid | None) -> pd.DataFrame:

@@ -10,6 +10,11 @@
   repository's re-implementation where it has one; sources in footnotes.
 * :func:`not_run_table`: every cell a paper reports for which we have no completed run.
 * :func:`cost_table`: trainable parameters (absolute, % of backbone), train time, memory.
+* :func:`search_table`: every searched cell: its grid, points completed, the point chosen on
+  dev and the spread of dev scores over the points.
+
+Where a cell's settings come from is marked: ˢ = the best point of a search on dev, ᵒ = an
+official run script's settings; unmarked = defaults (the method's or the preset's).
 
 Missing cells print ``-``; failed cells print ``failed`` with a numbered footnote.
 """
@@ -24,15 +29,22 @@ from typing import Any
 import pandas as pd
 
 from analysis import published as pubmod
+from analysis import search as searchmod
 from analysis import style
 
 MISSING, FAILED, NOT_PUBLISHED = "-", "failed", "n/p"
-LABEL_COLUMNS = ("Group", "Backbone", "Method", "Task", "Metric", "Paper table", "Why", "Paper values not run")
+#: a cell's settings source -> its mark in the tables (defaults unmarked)
+SETTINGS_MARKS = {"searched": "ˢ", "official script": "ᵒ"}
+SETTINGS_NOTE = ("ˢ = settings searched: the grid point best on dev (table search); ᵒ = the official run "
+                 "script's settings; unmarked = defaults (the method's or the preset's).")
+LABEL_COLUMNS = ("Group", "Backbone", "Method", "Task", "Metric", "Settings", "Paper table", "Why",
+                 "Paper values not run", "Grid", "Chosen")
 ROW = ["group", "model", "method", "variant_label"]
 
 
 _LATEX = str.maketrans({"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                        "ˢ": r"\textsuperscript{s}", "ᵒ": r"\textsuperscript{o}", "×": r"$\times$",
                         "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "†": r"\textdagger{}"})
 
 
@@ -177,6 +189,7 @@ def family_table(df: pd.DataFrame, family: str) -> Table | None:
     show_n = len(counts) > 1
     notes = _Notes()
     rows, suffixes, means = [], [], []
+    marked = False
     for key in keys.itertuples(index=False):
         index = (key.group, key.model, key.method, key.variant_label)
         method = names["method"][key.method] + (f" [{key.variant_label}]" if key.variant_label else "")
@@ -195,6 +208,10 @@ def family_table(df: pd.DataFrame, family: str) -> Table | None:
                 row_means[task] = stats["mean"][task][index]
             elif len(failed):
                 row[column] = FAILED
+            if n:
+                mark = _settings_mark(values, key, task)
+                suffix[column] += mark
+                marked = marked or bool(mark)
             if len(failed):
                 suffix[column] += notes.mark(_failure(row["Backbone"], method, column, failed))
         complete = len(row_means) == len(tasks)
@@ -215,9 +232,31 @@ def family_table(df: pd.DataFrame, family: str) -> Table | None:
                f"'-' = no result. Metrics: {_metrics(sub, tasks, names)}. Data: {sources}"
                + (" (generated rows that follow each task's schema, not the benchmark)" if "synthetic" in sources else "")
                + "." + (" [variant] = options that differ between configurations of a cell." if (keys["variant_label"] != "").any() else "")
-               + (" * Avg over the tasks this row has." if any(r["Avg"].endswith("*") for r in rows) else ""))
+               + (" * Avg over the tasks this row has." if any(r["Avg"].endswith("*") for r in rows) else "")
+               + (" " + SETTINGS_NOTE if marked else ""))
     return Table(family.lower(), f"{family} results", text, bold, pd.DataFrame(suffixes, index=text.index),
                  caption, notes.items)
+
+
+def _cell_rows(frame: pd.DataFrame, key: Any, task: str) -> pd.DataFrame:
+    return frame[(frame["task"] == task) & (frame["group"] == key.group) & (frame["model"] == key.model)
+                 & (frame["method"] == key.method) & (frame["variant_label"] == key.variant_label)]
+
+
+def _settings_mark(values: pd.DataFrame, key: Any, task: str) -> str:
+    """The mark of where a cell's reported values got their settings (:data:`SETTINGS_MARKS`)."""
+    sources = set(_cell_rows(values, key, task)["settings"].dropna())
+    return "".join(SETTINGS_MARKS.get(source, "") for source in sorted(sources))
+
+
+def _settings_text(rows: pd.DataFrame) -> str:
+    """``searched: lr=2e-05, epochs=10 (best of 6/6 on dev)``, ``official script`` or ``defaults``."""
+    done = rows[rows["status"] == "completed"]
+    parts = []
+    for source, group in (done if len(done) else rows).groupby("settings", sort=True):
+        choices = sorted(group["search_choice"].dropna().unique())
+        parts.append(f"{source}: {'; '.join(choices)}" if choices else str(source))
+    return "; ".join(parts)
 
 
 def _failed(sub: pd.DataFrame, key: Any, task: str) -> pd.DataFrame:
@@ -273,7 +312,8 @@ def comparison_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> 
             if (key.group, key.model, key.method, key.variant_label, task) not in present:
                 continue
             metric = metric_of[task]
-            row = {**label, "Task": names["task"][task], "Metric": style.METRIC_SHORT.get(metric, metric)}
+            row = {**label, "Task": names["task"][task], "Metric": style.METRIC_SHORT.get(metric, metric),
+                   "Settings": _settings_text(_cell_rows(sub, key, task))}
             suffix = dict.fromkeys(row, "")
             index = (key.group, key.model, key.method, key.variant_label, task)
             n = int(stats.at[index, "count"]) if index in stats.index else 0
@@ -303,7 +343,7 @@ def comparison_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> 
         cell_tasks = [t for t in tasks if (key.group, key.model, key.method, key.variant_label, t) in present]
         if len(cell_tasks) >= 2 and len(ours_by_task) == len(cell_tasks):
             ours = sum(ours_by_task.values()) / len(cell_tasks)
-            row = {**label, "Task": "Avg", "Metric": "", "Ours": f"{ours:.1f}", "n": "",
+            row = {**label, "Task": "Avg", "Metric": "", "Settings": "", "Ours": f"{ours:.1f}", "n": "",
                    "Paper": NOT_PUBLISHED, "Δ (ours − paper)": "", "Official re-impl.": ""}
             if len(paper_by_task) == len(cell_tasks):
                 paper_avg = sum(paper_by_task.values()) / len(cell_tasks)
@@ -319,7 +359,9 @@ def comparison_table(df: pd.DataFrame, family: str, published: pd.DataFrame) -> 
                "combined prompt tuning & P-Tuning v1 row (frozen backbone); † = the paper's setting is "
                "not ours (P-Tuning v1 tunes the backbone jointly); n/p = the papers report no such cell. "
                "Δ = ours − paper. Official re-impl. = the THUDM/P-tuning-v2 README's re-run (not the "
-               "paper). Avg = over this row's tasks, when all have a value. Sources in the footnotes; "
+               "paper). Avg = over this row's tasks, when all have a value. Settings = where the cell's "
+               "settings come from: a search (the point best on dev; table search), an official run script, "
+               "or defaults. Sources in the footnotes; "
                f"paper cells we have not run: table {family.lower()}_not_run. Data: {sources}"
                + (" (generated rows that follow each task's schema, not the benchmark)" if "synthetic" in sources
                   else "") + ".")
@@ -421,9 +463,41 @@ def cost_table(df: pd.DataFrame) -> Table:
                  suffix, caption, notes.items)
 
 
+def search_table(df: pd.DataFrame) -> Table | None:
+    """One row per searched cell (``None`` without searches): its grid, the points completed of
+    the grid's, the chosen point, its dev score and the lowest and highest point's."""
+    points = pd.DataFrame(df.attrs.get("search") or [], columns=list(searchmod.POINT_COLUMNS))
+    if points.empty:
+        return None
+    names = display_names(df[df["model"].isin(points["model"]) | df["task"].isin(points["task"])])
+    multi_group = points["group"].nunique() > 1
+    rows = []
+    keys = ["group", "model", "method", "task", "search"]
+    for key, cell in points.groupby(keys, sort=False):
+        group, model, method, task, grid = key
+        scored = cell.dropna(subset=["eval_mean"])
+        chosen = cell[cell["chosen"]]
+        rows.append({**({"Group": group} if multi_group else {}),
+                     "Backbone": names["backbone"].get(model, model), "Method": names["method"].get(method, method),
+                     "Task": names["task"].get(task, task), "Grid": grid,
+                     "Chosen": chosen["point"].iloc[0] if len(chosen) else MISSING,
+                     "Points": f"{len(scored)}/{int(cell['points'].iloc[0])}",
+                     "Dev, chosen": f"{chosen['eval_mean'].iloc[0]:.1f}" if len(chosen) else MISSING,
+                     "Dev, worst point": f"{scored['eval_mean'].min():.1f}" if len(scored) else MISSING,
+                     "_order": (group, style.method_order(method), method, model, task)})
+    text = pd.DataFrame(rows).sort_values("_order").drop(columns="_order").reset_index(drop=True)
+    metric_names = ", ".join(sorted({style.METRIC_SHORT.get(m, m) for m in points["metric"]}))
+    caption = ("Every searched cell: the grid's options (values per option: the record's search.axes), the "
+               "points completed of the grid's, the point chosen (best mean dev score over its seeds; ties: the "
+               f"first in the grid), its dev score and the worst completed point's ({metric_names}). SuperGLUE "
+               "reports dev, so there the choice and the report share a split, as in the official search.py.")
+    return Table("search", "Searched settings", text, pd.DataFrame(False, index=text.index, columns=text.columns),
+                 pd.DataFrame("", index=text.index, columns=text.columns), caption)
+
+
 def build_tables(df: pd.DataFrame, published: pd.DataFrame | None = None) -> list[Table]:
     """Per family (ours; with published numbers also ours vs. the papers and the paper cells
-    not run, for every family either side has), then the cost table."""
+    not run, for every family either side has), then the search and cost tables."""
     families = set(df["family"].dropna())
     if published is not None:
         families |= set(published.loc[published["kind"] == pubmod.PAPER, "family"])
@@ -432,6 +506,7 @@ def build_tables(df: pd.DataFrame, published: pd.DataFrame | None = None) -> lis
         tables.append(family_table(df, family))
         if published is not None:
             tables += [comparison_table(df, family, published), not_run_table(df, family, published)]
+    tables.append(search_table(df))
     return [*[t for t in tables if t is not None], cost_table(df)]
 
 

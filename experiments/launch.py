@@ -5,11 +5,14 @@
     python -m experiments.launch PRESET --dry-run [override ...]       # list cells, status, GPU-hours
 
 The cells are the preset's sweep (``hydra.sweeper.params``) with the overrides applied, as
-``python -m experiments.run -m preset=PRESET ...`` would run them. With a submitit launcher
-(``slurm``, ``submitit_local``) the grid is submitted as one Hydra multirun per resource shape
-(a model and whether the method trains the backbone: ``model.resources``), each asking for its
-own GPUs, CPUs, memory and time; the multiruns run side by side and the exit code is the worst
-of theirs (0 all completed, 1 a cell failed, 2 a cell could not start).
+``python -m experiments.run -m preset=PRESET ...`` expands them, and then, for a preset with a
+search space (``search=<space>``, conf/search/), every point of a searched cell's grid: one
+cell per point, its values given as overrides. The grid is run as Hydra multiruns over
+products of cells: one when nothing is searched and the launcher is local; otherwise one per
+model, resource shape, search grid and task list (the methods that share them run together),
+each asking a submitit launcher (``slurm``, ``submitit_local``) for its model's GPUs, CPUs,
+memory and time. A cluster's multiruns run side by side, local ones one after another; the
+exit code is the worst of theirs (0 all completed, 1 a cell failed, 2 a cell could not start).
 
 The dry run reads no data and no weights and writes nothing: for each cell its status (a
 record with the cell's identity options: completed, failed, running with its latest
@@ -19,15 +22,18 @@ checkpoint step, or pending) and the cost model's estimate (:mod:`ptuning.cost`)
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from hydra import compose, initialize_config_dir
@@ -35,11 +41,17 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import ptuning.config  # noqa: F401  (registers the config schemas)
 from ptuning.checkpoints import latest_checkpoint
-from ptuning.config import DataSource, Settings, check_config, identity_options
+from ptuning.config import (
+    DataSource,
+    Settings,
+    check_config,
+    identity_options,
+    require_grid_options,
+)
 from ptuning.cost import A100, CellCost, Throughput, estimate, tokens_per_row, with_stage
 from ptuning.errors import SetupError
 from ptuning.methods import METHODS, MethodKind
@@ -51,8 +63,8 @@ from ptuning.tasks import Task, get_task
 CONF = Path(__file__).resolve().parents[1] / "conf"
 LAUNCHERS = ("basic", "joblib", "submitit_local", "slurm")
 SUBMITIT = ("submitit_local", "slurm")
-#: override keys the launcher sets per resource group (a user's value would be replaced)
-GROUP_KEYS = ("model", "method")
+#: override keys the launcher sets per multirun (a user's value would be replaced)
+GROUP_KEYS = ("model", "method", "task")
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ class PlannedCell:
     directory: Path | None
     checkpoint_step: int | None
     cost: CellCost
+    #: the cell's search grid, option -> values ({} when its settings are not searched)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def sweep_jobs(preset: str, overrides: Sequence[str]) -> list[list[str]]:
@@ -103,6 +117,45 @@ def sweep_jobs(preset: str, overrides: Sequence[str]) -> list[list[str]]:
 
 def _is_sweep(argument: str) -> bool:
     return OverridesParser.create().parse_override(argument).is_sweep_override()
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(value: Any) -> str:
+    """A grid value as Hydra's override grammar reads it back (floats keep their exponent)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def search_points(job: list[str], cfg: DictConfig) -> list[tuple[list[str], DictConfig]]:
+    """A job's cells: the job itself when its settings are not searched, else one job per point
+    of its method's search grid (``search.grids``), the point's values added as overrides (the
+    composed config updated with them: what composing those overrides gives)."""
+    settings = check_config(cfg)
+    axes = settings.search.axes(settings.method.name, settings.task.name)
+    if not axes:
+        return [(job, cfg)]
+    given = sorted({_key(o) for o in job} & set(axes))
+    if given:
+        raise SetupError(f"{given[0]}: given as an override and searched by search.grids.{settings.method.name}; "
+                         f"narrow the grid instead (search.grids.{settings.method.name}.{given[0]}=[...]) or run "
+                         "without the search (search=none)")
+    require_grid_options(cfg, settings.method.name, axes)
+    points = []
+    for values in itertools.product(*axes.values()):
+        point = dict(zip(axes, values, strict=True))
+        point_cfg = copy.deepcopy(cfg)
+        for key, value in point.items():
+            OmegaConf.update(point_cfg, key, value, merge=False)
+        points.append(([*job, *(f"{k}={override_value(v)}" for k, v in point.items())], point_cfg))
+    return points
 
 
 class Planner:
@@ -175,7 +228,8 @@ class Planner:
         if isinstance(settings.method, MPT2Config):
             cost = self.with_stage(settings, task, cost, resources.gpus)
         return PlannedCell(overrides, str(cfg.paths.runs_dir), cell, settings, task, trains_backbone, resources, status, directory,
-                           int(checkpoint.name.split("-")[1]) if checkpoint else None, cost)
+                           int(checkpoint.name.split("-")[1]) if checkpoint else None, cost,
+                           settings.search.axes(cell.method, cell.task))
 
 
 def plan_grid(preset: str, overrides: Sequence[str], throughput: Throughput = A100) -> list[PlannedCell]:
@@ -185,7 +239,8 @@ def plan_grid(preset: str, overrides: Sequence[str], throughput: Throughput = A1
         planner = Planner(throughput)
         cells = []
         for job in sweep_jobs(preset, overrides):
-            cells.append(planner.plan(compose("config", overrides=job), job))
+            for point, cfg in search_points(job, compose("config", overrides=job)):
+                cells.append(planner.plan(cfg, point))
     return cells
 
 
@@ -195,6 +250,7 @@ def table(cells: Sequence[PlannedCell]) -> pd.DataFrame:
     frame = pd.DataFrame([{
         "task": c.cell.task, "model": c.cell.model, "method": c.cell.method, "seed": c.cell.seed,
         "options": " ".join(o for o in c.overrides if not o.startswith(axes)),
+        "settings": _settings_source(c),
         "status": c.status + (f" (checkpoint {c.checkpoint_step})" if c.checkpoint_step else ""),
         "gpus": c.resources.gpus, "params_M": c.cost.params / 1e6,
         "epochs": c.settings.train.epochs if c.settings.train.max_steps < 0 else f"{c.settings.train.max_steps} steps",
@@ -202,6 +258,13 @@ def table(cells: Sequence[PlannedCell]) -> pd.DataFrame:
         "PFLOP": c.cost.flops / 1e15, "gpu_hours": c.cost.gpu_hours, "wall_hours": c.cost.wall_hours,
     } for c in cells])
     return frame if frame.empty or frame["options"].any() else frame.drop(columns="options")  # a sweep's other axes
+
+
+def _settings_source(cell: PlannedCell) -> str:
+    """Where a cell's settings come from: a search point, a fixed source, or the defaults."""
+    if cell.axes:
+        return "search point"
+    return "official script" if cell.settings.search.settings_from else "defaults"
 
 
 def _hours(value: float) -> str:
@@ -223,49 +286,90 @@ def print_dry_run(preset: str, cells: Sequence[PlannedCell], throughput: Through
     print("  by model: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_model.items()))
     by_method = frame.groupby("method")["gpu_hours"].sum().sort_values(ascending=False)
     print("  by method: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_method.items()))
+    searched = frame["settings"] == "search point"
+    if searched.any():
+        per_cell = frame[searched].groupby(["task", "model", "method"]).size()
+        print(f"  search: {int(searched.sum())} grid points of {len(per_cell)} searched cells "
+              f"({per_cell.min()}-{per_cell.max()} points each, {_hours(frame.loc[searched, 'gpu_hours'].sum())} "
+              f"GPU-hours); analysis keeps each cell's best point on dev")
+    print("  settings: " + ", ".join(f"{n} {s}" for s, n in frame.drop_duplicates(["task", "model", "method"])
+                                     ["settings"].value_counts().items()) + " (cells)")
     print(f"  cost model (ptuning/cost.py): padded train tokens x 6N (fine-tuning) or 4N (frozen backbone) + "
           f"evaluation tokens x 2N, at {throughput.source}")
 
 
-def resource_groups(cells: Sequence[PlannedCell]) -> dict[tuple[str, Resources], list[str]]:
-    """(model, resources) -> the methods launched together; every (model, method) pair must ask
-    for one shape (a per-cell file that changes ``model.resources`` for some tasks only cannot
-    be launched as one array, and is reported)."""
+def resource_shapes(cells: Sequence[PlannedCell]) -> dict[tuple[str, str], Resources]:
+    """(model, method) -> the one resource shape its cells ask for (a per-cell file that changes
+    ``model.resources`` for some tasks only cannot be launched as one array, and is reported)."""
     shape: dict[tuple[str, str], Resources] = {}
     for c in cells:
         key = (c.cell.model, c.cell.method)
         if shape.setdefault(key, c.resources) != c.resources:
             raise SetupError(f"model={key[0]} method={key[1]}: its cells ask for different resources "
                              f"({shape[key]} and {c.resources}); set model.resources per model, not per task")
-    groups: dict[tuple[str, Resources], list[str]] = {}
-    for (model, method), resources in shape.items():
-        groups.setdefault((model, resources), []).append(method)
-    return groups
+    return shape
+
+
+@dataclass(frozen=True)
+class Multirun:
+    """Cells that form one product: a model, its methods, their tasks, the search grid's options."""
+
+    model: str
+    resources: Resources
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...] = ()
+
+
+def multiruns(cells: Sequence[PlannedCell]) -> list[Multirun]:
+    """The grid as products: per model, resource shape, search grid and task list, the methods
+    that share them (a method searched on some tasks and fixed by an official script on others
+    is two multiruns)."""
+    shapes = resource_shapes(cells)
+    tasks: dict[tuple, list[str]] = {}
+    for c in cells:
+        axes = tuple((k, tuple(v)) for k, v in c.axes.items())
+        listed = tasks.setdefault((c.cell.model, c.cell.method, axes), [])
+        if c.cell.task not in listed:
+            listed.append(c.cell.task)
+    methods: dict[Multirun, list[str]] = {}
+    for (model, method, axes), names in tasks.items():
+        methods.setdefault(Multirun(model, shapes[(model, method)], axes, tuple(names)), []).append(method)
+    return [dataclasses.replace(run, methods=tuple(names)) for run, names in methods.items()]
 
 
 def group_commands(preset: str, overrides: Sequence[str], launcher: str, cells: Sequence[PlannedCell],
                    stamp: str) -> list[list[str]]:
-    """The ``experiments.run`` multiruns that launch the grid: one for a local launcher; one per
-    resource group for a submitit launcher."""
+    """The ``experiments.run`` multiruns that launch the grid: the preset as one multirun when
+    nothing is searched and the launcher is local; else one per :class:`Multirun`."""
     base = [sys.executable, "-m", "experiments.run", "-m", f"preset={preset}"]
-    if launcher not in SUBMITIT:
-        return [[*base, *overrides, *([f"+launcher={launcher}"] if launcher != "basic" else [])]]
-    kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in GROUP_KEYS]
+    flag = [f"+launcher={launcher}"] if launcher != "basic" else []
+    if launcher not in SUBMITIT and not any(c.axes for c in cells):
+        return [[*base, *overrides, *flag]]
+    kept = [o for o in overrides if _key(o) not in GROUP_KEYS]
     commands = []
-    for (model, resources), methods in resource_groups(cells).items():
-        sweep_dir = f"{cells[0].runs_dir}/.hydra/multirun-{stamp}-{model}-{resources.gpus}gpu"
-        commands.append([*base, *kept, f"model={model}", f"method={','.join(methods)}", f"+launcher={launcher}",
-                         *resources.launcher_overrides(launcher), f"hydra.sweep.dir={sweep_dir}"])
+    for index, run in enumerate(multiruns(cells)):
+        resources = run.resources.launcher_overrides(launcher) if launcher in SUBMITIT else []
+        shape = f"-{run.resources.gpus}gpu" if launcher in SUBMITIT else ""
+        sweep_dir = f"{cells[0].runs_dir}/.hydra/multirun-{stamp}-{index:03d}-{run.model}{shape}"
+        axes = [f"{key}={','.join(override_value(v) for v in values)}" for key, values in run.axes]
+        commands.append([*base, *kept, f"model={run.model}", f"method={','.join(run.methods)}",
+                         f"task={','.join(run.tasks)}", *axes, *flag, *resources, f"hydra.sweep.dir={sweep_dir}"])
     return commands
 
 
-def run_commands(commands: Sequence[list[str]]) -> int:
-    """Run the multiruns side by side; the worst exit code (2 > 1 > 0)."""
-    processes = []
+def run_commands(commands: Sequence[list[str]], side_by_side: bool) -> int:
+    """Run the multiruns, side by side (a cluster's queue) or one after another (this machine);
+    the worst exit code (2 > 1 > 0)."""
+    codes, processes = [], []
     for command in commands:
         print("[launch] " + " ".join(command[2:]), flush=True)
-        processes.append(subprocess.Popen(command, env={**os.environ, "HYDRA_FULL_ERROR": "1"}))
-    codes = [p.wait() for p in processes]
+        process = subprocess.Popen(command, env={**os.environ, "HYDRA_FULL_ERROR": "1"})
+        if side_by_side:
+            processes.append(process)
+        else:
+            codes.append(process.wait())
+    codes += [p.wait() for p in processes]
     return max(codes, default=0)
 
 
@@ -289,8 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     throughput = Throughput(A100.name, A100.peak_flops, args.utilisation,
                             A100.source.replace(f"{A100.utilisation:.0%}", f"{args.utilisation:.0%}"))
     try:
-        # a local launcher runs the preset as one multirun; only a dry run and a cluster need the plan
-        cells = plan_grid(args.preset, args.overrides, throughput) if args.dry_run or args.launcher in SUBMITIT else []
+        cells = plan_grid(args.preset, args.overrides, throughput)
         if args.dry_run:
             print_dry_run(args.preset, cells, throughput)
             return 0
@@ -299,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SetupError, HydraException) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run_commands(commands)
+    return run_commands(commands, side_by_side=args.launcher in SUBMITIT)
 
 
 if __name__ == "__main__":

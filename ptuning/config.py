@@ -239,6 +239,94 @@ class TaskConfig:
     head: str | None = None
 
 
+SEARCHABLE = ("method", "model", "train", "data", "task")
+
+
+@dataclass
+class SearchConfig:
+    """A grid search (``conf/search/<space>.yaml``): per method, the options tried, each
+    point of their product one cell. ``experiments/launch.py`` expands a searched cell into
+    its points; analysis keeps the point best on the evaluation split (``analysis/search.py``).
+    """
+
+    #: method name -> options as nested mappings whose leaves list the values tried, e.g.
+    #: ``{finetune: {train: {lr: [1e-5, 2e-5]}}}``; a method without a grid is not searched
+    grids: dict[str, Any] = field(default_factory=dict)
+    #: task name -> method name -> options as in ``grids``: the values a large task tries
+    #: instead (e.g. fewer epochs); the method's other options keep the grid's values
+    tasks: dict[str, Any] = field(default_factory=dict)
+    #: where a cell's settings come from when they are fixed by its source (an official run
+    #: script: the per-cell files set it); such a cell is not searched
+    settings_from: str | None = None
+
+    def axes(self, method: str, task: str) -> dict[str, list[Any]]:
+        """Dotted option -> values tried, for a cell of ``method`` on ``task`` ({} when it is
+        not searched)."""
+        if self.settings_from is not None or not self.grids.get(method):
+            return {}
+        return {**_leaves(self.grids[method]), **_leaves((self.tasks.get(task) or {}).get(method) or {})}
+
+    def check(self) -> None:
+        grids = {f"search.grids.{method}": grid for method, grid in self.grids.items()}
+        for task, methods in self.tasks.items():
+            require(isinstance(methods, dict) and set(methods) <= set(self.grids), f"search.tasks.{task}", methods,
+                    f"a mapping from methods with a grid ({', '.join(sorted(self.grids)) or 'none'}) to options")
+            grids.update({f"search.tasks.{task}.{method}": grid for method, grid in methods.items()})
+        for where, grid in grids.items():
+            require(isinstance(grid, dict), where, grid,
+                    "a mapping of options to lists of values, e.g. {train: {lr: [1e-5, 2e-5]}}")
+            for key, values in _leaves(grid).items():
+                require(key.split(".", 1)[0] in SEARCHABLE and "." in key, f"{where}.{key}", values,
+                        f"a grid over options of {', '.join(SEARCHABLE)}")
+                require(isinstance(values, list) and len(values) > 0
+                        and all(v is None or isinstance(v, str | int | float | bool) for v in values),
+                        f"{where}.{key}", values, "a non-empty list of values")
+                require(len({repr(v) for v in values}) == len(values), f"{where}.{key}", values,
+                        "values listed once each")
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested grid's leaves as dotted option -> values."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def require_grid_options(cfg: DictConfig, method: str, axes: dict[str, list[Any]]) -> None:
+    """:class:`ConfigError` naming a grid's option that the cell's config does not have."""
+    missing = object()
+    for key, values in axes.items():
+        require(OmegaConf.select(cfg, key, default=missing) is not missing, f"search.grids.{method}.{key}", values,
+                "a grid over options of this cell's config (no such option)")
+
+
+def search_point(cfg: DictConfig, settings: Settings) -> dict[str, Any] | None:
+    """A searched cell's ``{"axes": ..., "point": ...}`` (its values of the grid's options),
+    or None. :class:`ConfigError` when an option is not one of the config's or its value is
+    not a point of the grid (a searched preset runs through ``experiments.launch``, which
+    launches every point)."""
+    axes = settings.search.axes(settings.method.name, settings.task.name)
+    if not axes:
+        return None
+    require_grid_options(cfg, settings.method.name, axes)
+    point = {}
+    for key, values in axes.items():
+        value = _plain(OmegaConf.select(cfg, key))
+        if key == "train.lr" and value is None:
+            value = settings.lr
+        require(value in values, key, value,
+                f"one of the search grid's values {values} (search.grids.{settings.method.name}); a searched "
+                "preset is launched with python -m experiments.launch (make reproduce), which runs every point; "
+                "narrow the grid with search.grids...=[...], or run unsearched with search=none")
+        point[key] = value
+    return {"axes": axes, "point": point}
+
+
 @dataclass
 class LoggerConfig:
     name: LoggerName = LoggerName.none
@@ -264,6 +352,8 @@ class CellConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    #: a grid search over per-method options (``search=<space>``: conf/search/; null: none)
+    search: SearchConfig = field(default_factory=SearchConfig)
     #: the seed that runs, when given (command line or sweep only; it always wins)
     seed: int | None = None
     #: the cell's first seed when none is given: a paper cell's official script seed
@@ -303,6 +393,7 @@ class Settings:
     logger: LoggerConfig
     seed: int
     group: str
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     @property
     def lr(self) -> float:
@@ -319,10 +410,15 @@ def check_config(cfg: DictConfig) -> Settings:
     if unknown:
         raise ConfigError(f"{unknown[0]}: not an option; top-level options: {', '.join(sorted(known))}")
     method = method_config(OmegaConf.to_container(cfg.method, resolve=True))
-    sections = {name: OmegaConf.to_object(cfg[name]) for name in ("model", "task", "train", "data", "logger")}
+    sections = {name: OmegaConf.to_object(cfg[name]) for name in ("model", "task", "train", "data", "logger", "search")}
     for section in (method, *sections.values()):
         if hasattr(section, "check"):
             section.check()
+    from ptuning.tasks import TASKS
+
+    for task in sections["search"].tasks:
+        require(task in TASKS, f"search.tasks.{task}", sections["search"].tasks[task],
+                f"entries for tasks of the registry: {', '.join(sorted(TASKS))}")
     return Settings(method=method, seed=resolve_seed(cfg), group=str(cfg.group), **sections)
 
 
@@ -383,12 +479,15 @@ def identity_options(settings: Settings, task_options: dict[str, tuple[Any, Any]
     for name, (effective, default) in task_options.items():
         if effective != default:
             options[f"task.{name}"] = _plain(effective)
+    axes = settings.search.axes(settings.method.name, settings.task.name)
+    if axes:  # a search point is its own experiment, grouped with the grid's other points
+        options["search.grid"] = _plain(axes)
     return dict(sorted(options.items()))
 
 
 def non_identity_options() -> list[str]:
     """Dotted names of the options left out of every cell's identity (for the docs)."""
-    names = ["group", "redo", "logger.*", "paths.*"]
+    names = ["group", "redo", "logger.*", "paths.*", "search.*"]
     for section, cls in (("train", TrainConfig), ("data", DataConfig), ("model", ModelConfig)):
         names += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if not f.metadata.get("identity", True)]
     return names

@@ -118,6 +118,9 @@ class Record:
     - ``artefact``: file name and bytes of the trained prompt/prefix/adapter + head, or null
     - ``stage``: MPT-2's multi-task stage the cell started from (tasks, variant, directory,
       epochs, lr, steps, train_loss, train_seconds, ``reused``), or null
+    - ``search``: a searched cell's ``axes`` (dotted option -> values of its method's grid) and
+      ``point`` (its values), or null (settings not searched: defaults, a preset's, or an
+      official script's, named by ``config.search.settings_from``)
     - ``error``: null, or type, message and the last traceback lines of a failed run
     - ``config``: the composed config that ran (resolved); ``env``: package versions, git
     - ``created`` / ``updated``: UTC timestamps
@@ -142,6 +145,7 @@ class Record:
     wandb: dict[str, Any] | None = None
     artefact: dict[str, Any] | None = None
     stage: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=lambda: environment())
     created: str = field(default_factory=_now)
@@ -150,7 +154,7 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         order = ("schema_version", "status", "group", "cell", "identity", "task", "model", "method",
                  "params", "data", "metrics", "test_metrics", "history", "selection", "cost",
-                 "wandb", "artefact", "stage", "error", "config", "env", "created", "updated")
+                 "wandb", "artefact", "stage", "search", "error", "config", "env", "created", "updated")
         raw = dataclasses.asdict(self)
         return {key: raw[key] for key in order}
 
@@ -224,6 +228,10 @@ def validate_record(record: Any, origin: str) -> dict[str, Any]:
             for name, value in record[split].items():
                 if not _is_number(value):
                     raise bad(f"{split}.{name} = {value!r} is not a number")
+    search = record.get("search")
+    if search is not None and not (isinstance(search, dict) and isinstance(search.get("axes"), dict)
+                                   and isinstance(search.get("point"), dict)):
+        raise bad("'search' is neither null nor an object with 'axes' and 'point'")
     if record["status"] == "failed" and not isinstance(record.get("error"), dict):
         raise bad("failed record without an error object")
     return record

@@ -31,6 +31,7 @@ from ptuning.config import (
     Settings,
     check_config,
     identity_options,
+    search_point,
 )
 from ptuning.distributed import SINGLE, World, init_world
 from ptuning.errors import ConfigError, DataUnavailableError, SetupError
@@ -61,6 +62,8 @@ class Prepared:
     #: MPT-2's multi-task stage (method=mpt2) and its tasks' input lengths, else None
     stage: StagePlan | None = None
     stage_lengths: dict[str, int] | None = None
+    #: a searched cell's grid and point (:func:`ptuning.config.search_point`), else None
+    search: dict[str, Any] | None = None
 
 
 @dataclass
@@ -147,6 +150,7 @@ def prepare(cfg: DictConfig, world: World = SINGLE) -> Prepared:
     """Check a composed cell config, read its data and place it; loads no weights."""
     settings = check_config(cfg)
     check_launch(cfg)
+    search = search_point(cfg, settings)
     check_device(settings)
     check_world(settings, world)
     task = get_task(settings.task.name).configure(settings.task.max_length, settings.task.template, settings.task.head)
@@ -170,7 +174,8 @@ def prepare(cfg: DictConfig, world: World = SINGLE) -> Prepared:
         data_fingerprint = fingerprint([data_fingerprint, stage.identity.variant])  # another stage: another cell
     identity = Identity.of(cell, identity_options(settings, task.options()), task.version, data_fingerprint)
     directory = cell_dir(cfg.paths.runs_dir, settings.group, cell, identity.variant)
-    return Prepared(settings, task, splits, cell, identity, directory, max_length, model_config, stage, stage_lengths)
+    return Prepared(settings, task, splits, cell, identity, directory, max_length, model_config, stage, stage_lengths,
+                    search)
 
 
 def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
@@ -183,6 +188,7 @@ def _new_record(cfg: DictConfig, prepared: Prepared) -> Record:
                "hf_name": settings.model.hf_name},
         method=METHODS[settings.method.name].describe(),
         data={"source": settings.data.source.value, "split_note": prepared.splits.note},
+        search=prepared.search,
     )
 
 

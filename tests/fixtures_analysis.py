@@ -121,8 +121,12 @@ def make_record(
     options: dict[str, Any] | None = None,
     task_version: int = 1,
     source: str = "local",
+    search: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One result record, built by the schema's owner (ptuning.records)."""
+    """One result record, built by the schema's owner (ptuning.records); ``search``: a grid
+    point's axes and point (its values also enter the identity options)."""
+    if search is not None:
+        options = {**(options or {}), **search["point"], "search.grid": search["axes"]}
     m = MODELS[model]
     primary = PRIMARY[task]
     display, family, reported = TASKS[task]
@@ -145,6 +149,7 @@ def make_record(
         cost={"train_seconds": TRAIN_SECONDS[method] * (seed + 1), "eval_seconds": 1.0,
               "peak_memory_mb": MEMORY_MB[method] + 10.0 * seed, "device": "cpu"},
         error={"type": "RuntimeError", "message": error, "traceback": []} if error else None,
+        search=search,
         env={"python": "3.11.7", "torch": "2.13.0", "transformers": "5.23.0", "git_commit": "abc123"},
         created=f"2026-11-22T20:00:{seed:02d}+00:00", updated=f"2026-11-22T20:01:{seed:02d}+00:00",
     )

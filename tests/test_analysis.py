@@ -202,12 +202,12 @@ def test_comparison_table(df: pd.DataFrame, pub: pd.DataFrame) -> None:
     """Per cell: ours (mean ± std, n), the paper's value, Δ = ours − paper, the official re-run."""
     t = comparison_table(df, "SuperGLUE", pub)
     assert t.name == "superglue_vs_published"
-    assert list(t.text.columns) == ["Backbone", "Method", "Task", "Metric", "Ours", "n", "Paper",
+    assert list(t.text.columns) == ["Backbone", "Method", "Task", "Metric", "Settings", "Ours", "n", "Paper",
                                     "Δ (ours − paper)", "Official re-impl."]
     row = [BL, V2, "RTE"]
-    assert [t.cell(row, c)[0].split(" [")[0] for c in ("Metric", "Ours", "n", "Paper", "Δ (ours − paper)",
-                                                         "Official re-impl.")] == [
-        "Acc.", "79.0 ± 1.0", "3", "78.3", "+0.7", "80.1"]
+    assert [t.cell(row, c)[0].split(" [")[0] for c in ("Metric", "Settings", "Ours", "n", "Paper",
+                                                         "Δ (ours − paper)", "Official re-impl.")] == [
+        "Acc.", "defaults", "79.0 ± 1.0", "3", "78.3", "+0.7", "80.1"]
     paper_note = _footnote(t, t.cell(row, "Paper")[0])
     assert "P-Tuning v2 (Liu et al., ACL 2022" in paper_note and "Table 2 (SuperGLUE dev)" in paper_note
     official_note = _footnote(t, t.cell(row, "Official re-impl.")[0])
@@ -227,14 +227,14 @@ def test_comparison_table(df: pd.DataFrame, pub: pd.DataFrame) -> None:
     assert t.cell([MINI, PT, "CB"], "Ours")[0] == "failed [1]" and t.cell([MINI, PT, "CB"], "Paper")[0] == "n/p"
     assert t.footnotes[0] == f"{MINI} / {PT} / CB failed (seed 0: {fx.FAILED_ERROR})"
     md = t.to_markdown()
-    assert re.search(r"\| BERT-large \(334M\) +\| P-Tuning v2 +\| RTE +\| Acc\. +\| +79\.0 ± 1\.0 \| +3 \| +78\.3 \[\d+\] "
+    assert re.search(r"\| BERT-large \(334M\) +\| P-Tuning v2 +\| RTE +\| Acc\. +\| defaults +\| +79\.0 ± 1\.0 \| +3 \| +78\.3 \[\d+\] "
                      r"\| +\+0\.7 \| +80\.1 \[\d+\] \|", md), md
     assert "paper cells we have not run: table superglue_not_run" in t.caption
     tex = t.to_latex()
-    assert "$\\Delta$ (ours $-$ paper)" in tex and "79.0 $\\pm$ 1.0" in tex and "\\begin{tabular}{llllrrrrr}" in tex
+    assert "$\\Delta$ (ours $-$ paper)" in tex and "79.0 $\\pm$ 1.0" in tex and "\\begin{tabular}{lllllrrrrr}" in tex
     rows = list(csv.reader(t.to_csv().splitlines()))
     assert rows[0] == list(t.text.columns)
-    assert [BL, V2, "RTE", "Acc.", "79.0 ± 1.0", "3", t.cell(row, "Paper")[0], "+0.7",
+    assert [BL, V2, "RTE", "Acc.", "defaults", "79.0 ± 1.0", "3", t.cell(row, "Paper")[0], "+0.7",
             t.cell(row, "Official re-impl.")[0]] in rows
 
 

@@ -96,8 +96,11 @@ def test_plan_expands_the_preset_sweep_with_overrides():
 
 
 def test_slurm_commands_ask_each_group_for_its_model_resources():
-    cells = plan_grid("ptv2_superglue", ["task=rte", "model=bert_large,llama2_13b"])
-    commands = group_commands("ptv2_superglue", ["task=rte", "model=bert_large,llama2_13b"], "slurm", cells, "T")
+    """Unsearched (search=none), the methods of a model that share a resource shape run as one
+    array (tests/test_search.py covers searched grids)."""
+    overrides = ["task=rte", "model=bert_large,llama2_13b", "search=none"]
+    cells = plan_grid("ptv2_superglue", overrides)
+    commands = group_commands("ptv2_superglue", overrides, "slurm", cells, "T")
     launched = set()
     for command in commands:
         options = dict(a.split("=", 1) for a in command if "=" in a)
