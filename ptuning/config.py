@@ -322,7 +322,7 @@ def search_point(cfg: DictConfig, settings: Settings) -> dict[str, Any] | None:
         require(value in values, key, value,
                 f"one of the search grid's values {values} (search.grids.{settings.method.name}); a searched "
                 "preset is launched with python -m experiments.launch (make reproduce), which runs every point; "
-                "narrow the grid with search.grids...=[...], or run unsearched with search=none")
+                f"to run one point give its values ({key}=...), or run unsearched with search=none")
         point[key] = value
     return {"axes": axes, "point": point}
 
