@@ -11,7 +11,7 @@
 * :func:`not_run_table`: every cell a paper reports for which we have no completed run.
 * :func:`cost_table`: trainable parameters (absolute, % of backbone), train time, memory.
 * :func:`search_table`: every searched cell: its grid, points completed, the point chosen on
-  dev and the spread of dev scores over the points.
+  dev, its dev score and the worst completed point's.
 
 Where a cell's settings come from is marked: ˢ = the best point of a search on dev, ᵒ = an
 official run script's settings; unmarked = defaults (the method's or the preset's).
@@ -465,7 +465,7 @@ def cost_table(df: pd.DataFrame) -> Table:
 
 def search_table(df: pd.DataFrame) -> Table | None:
     """One row per searched cell (``None`` without searches): its grid, the points completed of
-    the grid's, the chosen point, its dev score and the lowest and highest point's."""
+    the grid's, the chosen point, its dev score and the worst completed point's."""
     points = pd.DataFrame(df.attrs.get("search") or [], columns=list(searchmod.POINT_COLUMNS))
     if points.empty:
         return None
