@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,11 @@ class PlannedCell:
     directory: Path | None
     checkpoint_step: int | None
     cost: CellCost
-    #: the cell's search grid, option -> values ({} when its settings are not searched)
-    axes: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        """The cell's search grid, option -> values ({} when its settings are not searched)."""
+        return self.settings.search.axes(self.cell.method, self.cell.task)
 
 
 def sweep_jobs(preset: str, overrides: Sequence[str]) -> list[list[str]]:
@@ -228,8 +231,7 @@ class Planner:
         if isinstance(settings.method, MPT2Config):
             cost = self.with_stage(settings, task, cost, resources.gpus)
         return PlannedCell(overrides, str(cfg.paths.runs_dir), cell, settings, task, trains_backbone, resources, status, directory,
-                           int(checkpoint.name.split("-")[1]) if checkpoint else None, cost,
-                           settings.search.axes(cell.method, cell.task))
+                           int(checkpoint.name.split("-")[1]) if checkpoint else None, cost)
 
 
 def plan_grid(preset: str, overrides: Sequence[str], throughput: Throughput = A100) -> list[PlannedCell]:

@@ -180,7 +180,7 @@ def test_a_search_with_no_completed_point_keeps_its_failures():
     assert set(frame["status"]) == {"failed"}
 
 
-def test_searched_points_run_and_analysis_reports_the_best_one(tmp_path):
+def test_searched_points_run_and_analysis_reports_the_best_one(tmp_path, capsys):
     """Every planned point runs as an ordinary cell; the dry run then finds them completed (the
     plan's identity is the run's); analysis keeps each cell's best dev point and marks it."""
     from ptuning.runner import run_cell
@@ -212,7 +212,9 @@ def test_searched_points_run_and_analysis_reports_the_best_one(tmp_path):
     family = tables["superglue"].plain()
     assert family["RTE-style (synthetic)"].str.contains("ˢ").all()
     assert "ˢ = settings searched" in tables["superglue"].caption
+    capsys.readouterr()
     assert main(["default", "--dry-run", *overrides]) == 0
+    assert "6 cells (6 completed)" in capsys.readouterr().out  # the plan's identities are the runs'
 
 
 @pytest.mark.slow
