@@ -7,7 +7,9 @@ silently: a failed run is a row with ``status=failed`` and its error, a ``runnin
 and every grid cell without a record are ``status=missing`` rows. Runs are told apart by
 their identity: two records are the same run only if group, cell, seed and variant agree.
 A searched cell keeps its chosen grid point (:mod:`analysis.search`); every point's score is
-in ``frame.attrs["search"]`` (rows of :data:`analysis.search.POINT_COLUMNS`).
+in ``frame.attrs["search"]`` (rows of :data:`analysis.search.POINT_COLUMNS`). A task's extra
+test split (CoNLL05's Brown: the record's ``extra_test_metrics``) is reported as a task of its
+own, ``<task>_<name>``, named as the record's ``task.extra_tests`` names it.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: Expect
     """The tidy frame (:data:`COLUMNS`) of ``(origin, record)`` pairs, plus missing rows."""
     records, duplicate_notes = _dedupe(records)
     records, points, search_notes = select_points(records)
+    records = [pair for origin, record in records for pair in _with_extra_tests(origin, record)]
     plain = [record for _, record in records]
     labels = variant_labels(plain)
     runs = pd.json_normalize([{**record, "origin": origin} for origin, record in records])
@@ -217,6 +220,21 @@ def records_to_frame(records: list[tuple[str, dict[str, Any]]], expected: Expect
     frame.attrs["notes"] = [*(notes or []), *duplicate_notes, *search_notes]
     frame.attrs["search"] = points.to_dict("records")  # plain rows: pandas compares attrs when it combines frames
     return frame
+
+
+def _with_extra_tests(origin: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The record, then one per extra test split of its task: task ``<task>_<name>`` with the
+    split's scores as its test metrics, the same dev metrics (they chose the checkpoint both
+    tests are reported at) and everything else of the run."""
+    pairs = [(origin, record)]
+    for name, display in (record["task"].get("extra_tests") or {}).items():
+        task = f"{record['cell']['task']}_{name}"
+        data = {**record["data"], "test_examples": (record["data"].get("extra_test_examples") or {}).get(name)}
+        pairs.append((origin, {**record, "cell": {**record["cell"], "task": task},
+                               "task": {**record["task"], "name": task, "display": display, "extra_tests": {}},
+                               "data": data, "test_metrics": (record.get("extra_test_metrics") or {}).get(name, {}),
+                               "extra_test_metrics": {}}))
+    return pairs
 
 
 def _choice(record: dict[str, Any]) -> str | None:

@@ -37,7 +37,7 @@ PAPER_METHOD_LABEL = {
 }
 
 #: the papers' order of task families (others follow, by name)
-FAMILY_ORDER = ("GLUE", "SuperGLUE", "NER", "QA")
+FAMILY_ORDER = ("GLUE", "SuperGLUE", "NER", "QA", "SRL")
 METRIC_SHORT = {"accuracy": "Acc.", "f1": "F1", "f1a": "F1a", "f1_macro": "macro-F1", "em": "EM"}
 
 

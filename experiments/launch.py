@@ -27,6 +27,7 @@ import dataclasses
 import datetime
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -270,6 +271,8 @@ def _settings_source(cell: PlannedCell) -> str:
 
 
 def _hours(value: float) -> str:
+    if math.isnan(value):
+        return "?"
     return f"{value:,.1f}" if value >= 10 else f"{value:.3g}"
 
 
@@ -282,17 +285,22 @@ def print_dry_run(preset: str, cells: Sequence[PlannedCell], throughput: Through
     pending = frame["status"] != "completed"
     print(f"\n[dry run] preset={preset}: {len(frame)} cells ("
           + ", ".join(f"{n} {s}" for s, n in counts.items()) + ")")
-    print(f"  GPU-hours: {_hours(frame['gpu_hours'].sum())} for the whole grid, "
-          f"{_hours(frame.loc[pending, 'gpu_hours'].sum())} still to run")
-    by_model = frame.groupby("model")["gpu_hours"].sum().sort_values(ascending=False)
+    print(f"  GPU-hours: {_hours(frame['gpu_hours'].sum(min_count=1))} for the whole grid, "
+          f"{_hours(frame.loc[pending, 'gpu_hours'].sum(min_count=1))} still to run")
+    unpriced = frame["gpu_hours"].isna()
+    if unpriced.any():
+        tasks = ", ".join(sorted(frame.loc[unpriced, "task"].unique()))
+        print(f"  unpriced: {int(unpriced.sum())} cells of {tasks} ('?'): no source states the task's full size "
+              "(licensed data, not here to count), so the GPU-hours above leave them out")
+    by_model = frame.groupby("model")["gpu_hours"].sum(min_count=1).sort_values(ascending=False)
     print("  by model: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_model.items()))
-    by_method = frame.groupby("method")["gpu_hours"].sum().sort_values(ascending=False)
+    by_method = frame.groupby("method")["gpu_hours"].sum(min_count=1).sort_values(ascending=False)
     print("  by method: " + ", ".join(f"{m} {_hours(h)}" for m, h in by_method.items()))
     searched = frame["settings"] == "search point"
     if searched.any():
         per_cell = frame[searched].groupby(["task", "model", "method"]).size()
         print(f"  search: {int(searched.sum())} grid points of {len(per_cell)} searched cells "
-              f"({per_cell.min()}-{per_cell.max()} points each, {_hours(frame.loc[searched, 'gpu_hours'].sum())} "
+              f"({per_cell.min()}-{per_cell.max()} points each, {_hours(frame.loc[searched, 'gpu_hours'].sum(min_count=1))} "
               f"GPU-hours); analysis keeps each cell's best point on dev")
     print("  settings: " + ", ".join(f"{n} {s}" for s, n in frame.drop_duplicates(["task", "model", "method"])
                                      ["settings"].value_counts().items()) + " (cells)")

@@ -90,10 +90,13 @@ def evaluations_run(settings: Settings, train_rows: int, epochs: float) -> float
 def estimate(settings: Settings, task: Task, params: float, trains_backbone: bool, gpus: int,
              throughput: Throughput = A100, per_row: float | None = None) -> CellCost:
     """The cost of one cell (see the module docstring for the model). ``per_row``: padded
-    tokens per row when measured on the cell's own rows (synthetic data), else the task's."""
+    tokens per row when measured on the cell's own rows (synthetic data), else the task's. A
+    task without a known size (``task.size is None``) costs NaN: unknown, not zero."""
     data = settings.data
     if data.source is DataSource.synthetic:
         train_rows, eval_rows = data.synthetic_train, data.synthetic_eval
+    elif task.size is None:
+        return CellCost(params, math.nan, math.nan, math.nan, gpus, math.nan)
     else:
         train_rows, eval_rows = task.size.train_rows, task.size.eval_rows
     train_rows = min(train_rows, data.max_train_samples or train_rows)

@@ -78,6 +78,8 @@ class Experiment:
                    "validation": task.encode(splits.validation, tokenizer, max_length, train=False)}
         if splits.test:
             encoded["test"] = task.encode(splits.test, tokenizer, max_length, train=False)
+        for name, rows in splits.extra_tests.items():
+            encoded[f"test_{name}"] = task.encode(rows, tokenizer, max_length, train=False)
         if splits.selection:
             encoded["selection"] = task.encode(splits.selection, tokenizer, max_length, train=False)
         return cls(settings, task, splits, backbone, model, encoded, max_length, world)
@@ -99,6 +101,8 @@ class Experiment:
         task = self.task.describe()
         if "test" not in self.encoded:
             task["reported_split"] = "validation"
+        task["extra_tests"] = {name: display for name, display in task["extra_tests"].items()
+                               if f"test_{name}" in self.encoded}
         return {
             "task": task,
             "model": {"name": model.name, "display": model.display or model.name,
@@ -109,6 +113,7 @@ class Experiment:
             "data": {"source": self.settings.data.source.value,
                      "train_examples": len(self.splits.train), "eval_examples": len(self.splits.validation),
                      "test_examples": len(self.splits.test), "selection_examples": len(self.splits.selection),
+                     "extra_test_examples": {name: len(rows) for name, rows in self.splits.extra_tests.items()},
                      "train_features": len(self.encoded["train"].features),
                      "max_length": self.max_length, "split_note": self.splits.note},
         }
@@ -202,6 +207,7 @@ class Experiment:
         result = {
             "metrics": chosen.metrics["validation"],
             "test_metrics": chosen.metrics.get("test", {}),
+            "extra_test_metrics": {name: chosen.metrics[f"test_{name}"] for name in self.splits.extra_tests},
             "history": [{"epoch": e.epoch, "step": e.step, **{f"{s}/{k}": v for s, m in e.metrics.items()
                                                                for k, v in m.items()}}
                         for e in selector.history],

@@ -100,14 +100,19 @@ class Record:
     - ``identity``: variant hash, the hashed ``options`` (dotted keys), ``task_version``,
       ``data_fingerprint`` (sha256 of the rows read)
     - ``task``: name, display, family, version, metrics, primary_metric, reported_split
-      (the split tables report: ``validation``, or ``test`` for NER where a test split exists)
+      (the split tables report: ``validation``, or ``test`` for NER where a test split exists),
+      ``extra_tests`` (name -> display name of the extra test splits scored)
     - ``model``: name, display, family (HF model_type), hf_name, backbone_params
     - ``method``: name, display, kind (prompt | injection | full), trains_backbone
     - ``params``: total, trainable, method, head, backbone, backbone_trainable (by ownership);
       ``stored``: what a trained cell keeps besides the frozen backbone (the artefact: method
       + head after folding a reparameterised prefix; everything for fine-tuning)
-    - ``data``: source, train/eval/test examples, train_features, max_length, split_note
+    - ``data``: source, train/eval/test examples (``extra_test_examples`` per extra test),
+      train_features, max_length, split_note
     - ``metrics`` / ``test_metrics``: metric -> value (0-100) at the selected evaluation
+    - ``extra_test_metrics``: the task's extra test splits (``task.extra_tests``, e.g. CoNLL05's
+      Brown), name -> metric -> value at the same evaluation; empty for other tasks (a record
+      written before the field existed reads as empty)
     - ``history``: every evaluation (epoch, step, ``<split>/<metric>``)
     - ``selection``: rule, metric, split, epoch, step, n_evals, note
     - ``cost``: train/eval seconds (summed over attempts), peak memory (MB), device, threads,
@@ -139,6 +144,7 @@ class Record:
     data: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
+    extra_test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
@@ -153,7 +159,7 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         order = ("schema_version", "status", "group", "cell", "identity", "task", "model", "method",
-                 "params", "data", "metrics", "test_metrics", "history", "selection", "cost",
+                 "params", "data", "metrics", "test_metrics", "extra_test_metrics", "history", "selection", "cost",
                  "wandb", "artefact", "stage", "search", "error", "config", "env", "created", "updated")
         raw = dataclasses.asdict(self)
         return {key: raw[key] for key in order}
@@ -228,6 +234,13 @@ def validate_record(record: Any, origin: str) -> dict[str, Any]:
             for name, value in record[split].items():
                 if not _is_number(value):
                     raise bad(f"{split}.{name} = {value!r} is not a number")
+    extra = record.get("extra_test_metrics", {})
+    if not isinstance(extra, dict) or not all(isinstance(m, dict) for m in extra.values()):
+        raise bad("'extra_test_metrics' is not an object of split name -> metrics")
+    for test, scores in extra.items():
+        for name, value in scores.items():
+            if not _is_number(value):
+                raise bad(f"extra_test_metrics.{test}.{name} = {value!r} is not a number")
     search = record.get("search")
     if search is not None and not (isinstance(search, dict) and isinstance(search.get("axes"), dict)
                                    and isinstance(search.get("point"), dict)):

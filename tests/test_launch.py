@@ -51,10 +51,13 @@ def test_task_size_matches_the_real_train_file(task_name, data_dir):
 
 
 def test_every_task_states_its_size_and_source():
+    unsized = sorted(name for name, cls in TASKS.items() if cls.size is None)
+    assert unsized == ["conll2005", "conll2012"]  # SRL: licensed files, no source for their counts
     for name, cls in TASKS.items():
         size = cls.size
-        assert size.train_rows > 0 and size.eval_rows > 0 and size.tokens_per_row > 0, name
-        assert size.source, name
+        if size is not None:
+            assert size.train_rows > 0 and size.eval_rows > 0 and size.tokens_per_row > 0, name
+            assert size.source, name
 
 
 def _settings(*overrides):

@@ -15,6 +15,7 @@ import pytest
 from conftest import CONF, model_cfg
 from conftest import compose_config as _compose
 
+from analysis.style import FAMILY_ORDER
 from ptuning.backbones import load_backbone
 from ptuning.config import DataConfig, DataSource
 from ptuning.errors import ConfigError, DataFormatError, DataUnavailableError
@@ -55,12 +56,15 @@ def test_every_task_is_declared():
     assert configs == ALL_TASKS  # one conf/task/<name>.yaml per registered task
     for name in ALL_TASKS:
         task = get_task(name)
-        assert task.name == name and task.display_name and task.family in ("GLUE", "SuperGLUE", "NER", "QA")
+        assert task.name == name and task.display_name and task.family in FAMILY_ORDER  # tables order families
         assert isinstance(task.version, int) and task.version >= 1, name
         assert task.metrics and task.primary_metric in task.metrics, name
         assert task.head in HEADS, name
         assert "validation" in task.local_files, name
-        assert task.hub_path and task.row_keys and task.synthetic_rule, name
+        assert task.row_keys and task.synthetic_rule, name
+        assert task.hub_path or task.local_files.keys() >= {"train", "validation"}, name  # no hub: local files
+        for test, display in task.extra_tests.items():  # scored with test, read from their own files
+            assert display and f"test_{test}" in task.local_files and task.reported_split == "test", name
         assert task.reported_split in ("validation", "test")
         assert (task.reported_split == "test") == ("test" in task.local_files), name
         assert (task.template is None) == (not task.templates), name
@@ -94,6 +98,7 @@ FINGERPRINTS = {
     "conll04": {1: "9f14a903013acf44", 2: "9f14a903013acf44"},
     "ontonotes": {1: "ac60dcabecb7e92f", 2: "ac60dcabecb7e92f"},
     "squad": {1: "63423499dad18d1a"}, "squad_v2": {1: "a081aa24978e6524"},
+    "conll2005": {1: "f9401e5a6c8bdb50"}, "conll2012": {1: "12a507f27043af87"},
     # commit a246784 changed these four (official templates) but kept version 1;
     # v3 of WiC and WSC: the official default template 0
     "wic": {1: "1881277f675f3308", 2: "da8e0a501d3d6d48", 3: "03066872c911fa92"},
@@ -139,7 +144,7 @@ def _perfect_logits(task: Task, encoded: Encoded, seed: int = 0) -> np.ndarray:
             logits[i, len(f["input_ids"]):] = -1e4
             logits[i, f["start_positions"], 0] = logits[i, f["end_positions"], 1] = 10.0
         return logits
-    if task.family == "NER":
+    if task.head == "token_classification":
         width = max(len(f["input_ids"]) for f in features)
         logits = rng.normal(0, 0.1, (len(features), width, task.num_labels))
         for i, f in enumerate(features):
@@ -170,7 +175,7 @@ def test_perfect_logits_score_100_on_real_rows(name, tokenizer, data_dir):
     rows = cap_rows(_real(data_dir, name), task, 60)
     encoded = task.encode(rows, tokenizer, 256, train=False)
     scores = task.score(_perfect_logits(task, encoded), encoded)
-    if task.family == "NER":  # words cut off at 256 tokens count as "O"
+    if task.head == "token_classification":  # words cut off at 256 tokens count as "O"
         assert all(len(f["input_ids"]) < 256 for f in encoded.features)
     if task.family == "QA":
         # the best a token-level span can do: the text under the gold tokens ("golden" for
@@ -464,7 +469,7 @@ def test_ner_labels_on_first_subtokens_real(name, tokenizer, data_dir):
 
 def test_ner_rejects_unknown_tags(tokenizer):
     row = {"id": "7", "tokens": ["Paris"], "ner_tags": ["B-CITY"]}
-    with pytest.raises(DataFormatError, match=r"sentence 7 has tags \['B-CITY'\]"):
+    with pytest.raises(DataFormatError, match=r"row 7 has tags \['B-CITY'\]"):
         get_task("conll2003").encode([row], tokenizer, 32, train=True)
 
 

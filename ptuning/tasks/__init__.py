@@ -1,6 +1,6 @@
 """Tasks: one versioned definition per task, discovered like methods.
 
-A task is one module under its family's package (``glue/``, ``superglue/``, ``ner/``, ``qa/``) holding
+A task is one module under its family's package (``glue/``, ``superglue/``, ``ner/``, ``qa/``, ``srl/``) holding
 one :class:`Task` subclass decorated with :func:`register`. The class owns every fact about
 the task: its family and display name, labels, canonical row schema (the Hugging Face hub
 schema), where its data lives and how to read it, its synthetic generator, preprocessing,
@@ -57,7 +57,7 @@ class Task:
     name: ClassVar[str]
     #: how tables and figures name the task
     display_name: ClassVar[str]
-    #: GLUE | SuperGLUE | NER | QA (tables group tasks by family)
+    #: GLUE | SuperGLUE | NER | QA | SRL (tables group tasks by family)
     family: ClassVar[str]
     #: key of ptuning.heads.HEADS
     head: ClassVar[str]
@@ -74,10 +74,15 @@ class Task:
     #: input templates the task offers (``task.template`` picks one); empty: none
     templates: ClassVar[tuple[int, ...]] = ()
     template: int | None = None
-    hub_path: ClassVar[str]
+    #: the Hugging Face hub dataset (None: none exists, e.g. licensed data: local files only)
+    hub_path: ClassVar[str | None]
     hub_config: ClassVar[str | None] = None
-    #: split -> file path relative to ``data.root``
+    #: split -> file path relative to ``data.root`` (``test_<name>`` for an extra test)
     local_files: ClassVar[dict[str, str]] = {}
+    #: further test splits scored with ``test`` at every evaluation and reported at the same
+    #: checkpoint, name -> display name (CoNLL05: ``brown`` -> "CoNLL05 Brown"); the record
+    #: keeps them in ``extra_test_metrics`` and analysis reports each as task ``<task>_<name>``
+    extra_tests: ClassVar[dict[str, str]] = {}
     #: the split tables report: ``validation``, or ``test`` (scored at the checkpoint chosen
     #: on validation) when the task has one
     reported_split: ClassVar[str] = "validation"
@@ -89,8 +94,9 @@ class Task:
     synthetic_rule: ClassVar[str] = ""
     #: synthetic labels are balanced over this many classes (1: the row decides)
     synthetic_classes: ClassVar[int] = 1
-    #: the full data's size (the dry run's cost model)
-    size: ClassVar[TaskSize]
+    #: the full data's size (the dry run's cost model); None where no source states it (licensed
+    #: data that is not here to count): the dry run then prices the task's cells as unknown
+    size: ClassVar[TaskSize | None]
 
     @property
     def num_labels(self) -> int:
@@ -141,7 +147,8 @@ class Task:
         """The record's ``task`` block."""
         return {"name": self.name, "display": self.display_name, "family": self.family,
                 "version": self.version, "metrics": list(self.metrics),
-                "primary_metric": self.primary_metric, "reported_split": self.reported_split}
+                "primary_metric": self.primary_metric, "reported_split": self.reported_split,
+                "extra_tests": dict(self.extra_tests)}
 
     # --- data -----------------------------------------------------------------------------
 

@@ -23,20 +23,24 @@ from ptuning.tasks import Row, Task
 
 @dataclass
 class Splits:
-    """Rows for training, evaluation, an optional test split and, under the ``clean``
-    selection protocol, the slice of train held out to choose the epoch on (``selection``)."""
+    """Rows for training, evaluation, an optional test split, the task's extra test splits
+    that were found (:attr:`Task.extra_tests`) and, under the ``clean`` selection protocol, the
+    slice of train held out to choose the epoch on (``selection``)."""
 
     train: list[Row]
     validation: list[Row]
     test: list[Row]
     note: str | None = None
     selection: list[Row] = field(default_factory=list)
+    extra_tests: dict[str, list[Row]] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """sha256 of the rows of every split (what the cell trains, selects and is scored on)."""
-        payload = {"train": self.train, "validation": self.validation, "test": self.test}
+        payload: dict[str, Any] = {"train": self.train, "validation": self.validation, "test": self.test}
         if self.selection:
             payload["selection"] = self.selection
+        if self.extra_tests:
+            payload["extra_tests"] = self.extra_tests
         return fingerprint(payload)
 
 
@@ -83,6 +87,10 @@ def cap_rows(rows: list[Row], task: Task, limit: int | None) -> list[Row]:
 
 
 def _load_hub(task: Task, split: str) -> list[Row]:
+    if task.hub_path is None:
+        files = ", ".join(task.local_files.values())
+        raise DataUnavailableError(f"task={task.name}: no hub dataset exists (the data is licensed); use "
+                                   f"data.source=local data.root=DIR with the official files ({files})")
     from datasets import load_dataset
 
     try:
@@ -101,7 +109,7 @@ def _load_hub(task: Task, split: str) -> list[Row]:
 
 def _local_files(task: Task, root: str) -> dict[str, Path | None]:
     paths: dict[str, Path | None] = {}
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", *(f"test_{name}" for name in task.extra_tests)):
         relative = task.local_files.get(split)
         paths[split] = Path(root) / relative if relative and (Path(root) / relative).exists() else None
     return paths
@@ -115,8 +123,12 @@ def _read_local(task: Task, data: DataConfig) -> Splits:
         raise DataUnavailableError(f"task={task.name}: local file {wanted} does not exist")
     validation = task.read_local(str(paths["validation"]))
     test = task.read_local(str(paths["test"])) if paths["test"] else []
+    extra = {name: task.read_local(str(paths[f"test_{name}"])) for name in task.extra_tests
+             if paths[f"test_{name}"] is not None}
+    unscored = "; ".join(f"no {Path(root) / task.local_files[f'test_{name}']}: {display} not scored"
+                         for name, display in task.extra_tests.items() if name not in extra) or None
     if paths["train"] is not None:
-        return Splits(task.read_local(str(paths["train"])), validation, test)
+        return Splits(task.read_local(str(paths["train"])), validation, test, unscored, extra_tests=extra)
     if data.train_from_eval is None:
         wanted = Path(root) / task.local_files.get("train", f"<no train file known for {task.name}>")
         raise DataUnavailableError(
@@ -128,7 +140,7 @@ def _read_local(task: Task, data: DataConfig) -> Splits:
     note = (f"no local train file: {paths['validation'].name} split deterministically by {unit} "
             f"(data.train_from_eval={data.train_from_eval}) into train ({len(train)} rows) and "
             f"eval ({len(held_out)} rows)")
-    return Splits(train, held_out, test, note)
+    return Splits(train, held_out, test, "; ".join(filter(None, (note, unscored))), extra_tests=extra)
 
 
 def read_splits(task: Task, data: DataConfig, holdout: float | None = None) -> Splits:
@@ -142,7 +154,8 @@ def read_splits(task: Task, data: DataConfig, holdout: float | None = None) -> S
                         "synthetic rows (the task's generator), deterministic")
     elif data.source is DataSource.hub:
         test = _load_hub(task, "test") if task.reported_split == "test" else []
-        splits = Splits(_load_hub(task, "train"), _load_hub(task, "validation"), test)
+        splits = Splits(_load_hub(task, "train"), _load_hub(task, "validation"), test,
+                        extra_tests={name: _load_hub(task, f"test_{name}") for name in task.extra_tests})
     else:
         splits = _read_local(task, data)
     train, selection = splits.train, []
@@ -155,4 +168,5 @@ def read_splits(task: Task, data: DataConfig, holdout: float | None = None) -> S
     return Splits(cap_rows(fixed_order(train, task), task, data.max_train_samples),
                   cap_rows(splits.validation, task, data.max_eval_samples),
                   cap_rows(splits.test, task, data.max_eval_samples), splits.note,
-                  cap_rows(selection, task, data.max_eval_samples))
+                  cap_rows(selection, task, data.max_eval_samples),
+                  {name: cap_rows(rows, task, data.max_eval_samples) for name, rows in splits.extra_tests.items()})

@@ -295,3 +295,50 @@ def read_tsv(path: str | Path, what: str, required: Sequence[str],
         rows.extend(parse(where, dict(zip(columns, fields, strict=True)), index))
         index += 1
     return rows
+
+
+#: the separator between the words and the tags of a line of the official SRL files
+SRL_SEPARATOR = "|||"
+
+
+def read_srl(path: str | Path, labels: Sequence[str]) -> list[Row]:
+    """Read an SRL file in the official P-Tuning v2 format into ``{id, index, tokens, tags}``
+    rows (ids ``"0"``, ``"1"``, ...; ``index`` an int), one row per predicate.
+
+    Each line is ``INDEX WORD ... ||| TAG ...`` (THUDM/P-tuning-v2
+    ``tasks/srl/datasets/conll2005.py`` and ``conll2012.py``): the predicate's 0-based word
+    index, the sentence's words and one BIO tag per word, split at whitespace, as the official
+    loaders split them. Lines of only whitespace are skipped (``conll2012.py`` skips them;
+    ``conll2005.py`` cannot read them). Where the official loaders fail or misread silently,
+    this raises :class:`DataFormatError` naming file and line: no ``|||`` or more than one, an
+    index that is not a word position, as many tags as words not given, a tag outside
+    ``labels``.
+    """
+    p, text = read_text(path)
+    known = set(labels)
+    rows: list[Row] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{p}:{lineno}"
+        fields = line.split()
+        parts = " ".join(fields[1:]).split(SRL_SEPARATOR)
+        if len(parts) != 2:
+            raise DataFormatError(f"{where}: {len(parts) - 1 or 'no'} '{SRL_SEPARATOR}' separators; a line is "
+                                  f"'INDEX WORD ... {SRL_SEPARATOR} TAG ...' with exactly one")
+        head, tokens, tags = fields[0], parts[0].split(), parts[1].split()
+        if not tokens:
+            raise DataFormatError(f"{where}: no words before '{SRL_SEPARATOR}' (a line is "
+                                  f"'INDEX WORD ... {SRL_SEPARATOR} TAG ...', INDEX first)")
+        if not re.fullmatch(r"\d+", head) or int(head) >= len(tokens):
+            raise DataFormatError(f"{where}: predicate index {head!r} is not a word position "
+                                  f"0..{len(tokens) - 1} of the {len(tokens)} words")
+        if len(tags) != len(tokens):
+            raise DataFormatError(f"{where}: {len(tokens)} words but {len(tags)} tags "
+                                  f"(one tag per word after '{SRL_SEPARATOR}')")
+        unknown = [tag for tag in tags if tag not in known]
+        if unknown:
+            raise DataFormatError(f"{where}: tag {unknown[0]!r} is not in the label set "
+                                  f"({len(labels)} tags: {', '.join(labels)})")
+        rows.append({"id": str(len(rows)), "index": int(head), "tokens": tokens, "tags": tags})
+    return rows

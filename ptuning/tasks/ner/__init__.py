@@ -127,25 +127,33 @@ class NerTask(Task):
                 f"{list(self.label_names)}; no mapping between tagging schemes or spellings is "
                 "applied: convert the dataset to these tags")
 
+    def input_words(self, row: Row) -> list[str]:
+        """The words the model reads, in order; the first ``len(row["tokens"])`` are the
+        sentence's and are tagged (NER: the sentence alone)."""
+        return list(row["tokens"])
+
     def encode(self, rows, tokenizer, max_length, train):
+        """Words tokenised with ``is_split_into_words``, truncated at ``max_length``; each
+        sentence word's label on its first sub-token, -100 on the other sub-tokens, on special
+        tokens and on the words :meth:`input_words` adds after the sentence."""
         ids = {name: i for i, name in enumerate(self.label_names)}
         for row in rows:
-            unknown = set(row["ner_tags"]) - set(ids)
+            unknown = set(row[self.label_key]) - set(ids)
             if unknown:
-                raise DataFormatError(f"task {self.name}: sentence {row['id']} has tags {sorted(unknown)} "
+                raise DataFormatError(f"task {self.name}: row {row['id']} has tags {sorted(unknown)} "
                                       f"outside the label set {list(self.label_names)}")
         kwargs = {"add_prefix_space": True} if getattr(tokenizer, "add_prefix_space", None) is not None else {}
-        enc = tokenizer([r["tokens"] for r in rows], is_split_into_words=True, truncation=True,
+        enc = tokenizer([self.input_words(r) for r in rows], is_split_into_words=True, truncation=True,
                         max_length=max_length, **kwargs)
         features, first_subtokens = [], []
         for i, row in enumerate(rows):
-            words = enc.word_ids(i)
+            tags, tagged = row[self.label_key], len(row["tokens"])
             labels, firsts, previous = [], {}, None
-            for position, word in enumerate(words):
-                if word is None or word == previous:
+            for position, word in enumerate(enc.word_ids(i)):
+                if word is None or word == previous or word >= tagged:
                     labels.append(-100)
                 else:
-                    labels.append(ids[row["ner_tags"][word]])
+                    labels.append(ids[tags[word]])
                     firsts[word] = position
                 previous = word
             feature = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
@@ -168,7 +176,7 @@ class NerTask(Task):
 
     def score(self, logits: np.ndarray, encoded: Encoded) -> dict[str, float]:
         """seqeval scores of :meth:`predict` (a truncated word's "O" keeps every gold entity counted)."""
-        return metrics.ner_scores(self.predict(logits, encoded), [list(row["ner_tags"]) for row in encoded.rows])
+        return metrics.ner_scores(self.predict(logits, encoded), [list(row[self.label_key]) for row in encoded.rows])
 
     def synthetic_row(self, rng: random.Random, index: int, label: int) -> Row:
         template, type_a, type_b = rng.choice(RELATIONS)
