@@ -121,11 +121,12 @@ TASKS: dict[str, str] = {
     "squad 2.0": "squad_v2",
     "squad 2.0 dev": "squad_v2",
     "sst-2": "sst2",
+    "conll12": "conll2012",
+    "conll05 wsj": "conll2005",
+    "conll05 brown": "conll2005_brown",  # CoNLL05's Brown test: the extra test of task conll2005
 }
 TASK_SKIPS: dict[str, str] = {
     "avg": "the paper's row average (Avg. column) is not a task; tables average per-task values",
-    "conll12": "semantic role labelling (SRL) is not a suite task family",
-    "conll05": "semantic role labelling (SRL) is not a suite task family",
     "lama": "LAMA knowledge probing is not a suite task",
 }
 FAMILIES: dict[str, str] = {
@@ -133,6 +134,7 @@ FAMILIES: dict[str, str] = {
     **dict.fromkeys(("conll2003", "conll04", "ontonotes"), "NER"),
     **dict.fromkeys(("squad", "squad_v2"), "QA"),
     "sst2": "GLUE",
+    **dict.fromkeys(("conll2012", "conll2005", "conll2005_brown"), "SRL"),
 }
 # Metric labels (lower-cased, notes removed) -> one suite metric per printed number.
 METRICS: dict[str, tuple[str, ...]] = {
@@ -278,6 +280,9 @@ def map_row(row: dict[str, str], where: str) -> tuple[list[dict[str, str]], list
     method = METHODS.get(_strip_note(row["method"]).lower())
     if method is None:
         return [], [Skipped(where, row, f"method '{row['method']}' has no suite or paper method name")]
+    if "actually loads" in backbone.lower():
+        return [], [Skipped(where, row, f"backbone '{backbone}': the source names one backbone and its script "
+                            "loads another, so which one produced the number is unknown")]
     file = where.split(":")[0]
     ref = ref_of(row, file)
     if model == "bert_large" and FAMILIES[task] == "NER" and ref.startswith("ptv2-table3"):
@@ -448,7 +453,8 @@ def render_notes(
         "## Mapping decisions",
         "",
         "- Backbones: bare `BERT-large` -> bert_large (the official SuperGLUE scripts load",
-        "  bert-large-cased; QA has no official BERT script and takes the suite's cased default),",
+        "  bert-large-cased; QA and SRL have no official BERT script and take the suite's cased",
+        "  default: run_conll12_bert.sh loads roberta-large),",
         f"  except the P-Tuning v2 Table 3 NER rows -> {NER_BERT_LARGE} (the official NER scripts",
         "  load bert-large-uncased); `BERT-large-cased` -> bert_large, `BERT-base-cased` ->",
         "  bert_base, `RoBERTa-large` -> roberta_large, `DeBERTa-xlarge` (750M) -> deberta_xlarge,",
@@ -463,6 +469,8 @@ def render_notes(
         "  not a suite method), P-Tuning v1's `P-tuning` -> ptuning_v1 (its backbone is tuned",
         "  jointly: the `setting` column says so), `MP zero-shot` -> mp_zeroshot, `MP fine-tuning`",
         "  -> mp_finetune (manual-prompt baselines, not suite methods).",
+        "- Tasks: SRL's `CoNLL05 WSJ` -> conll2005 (its test), `CoNLL05 Brown` -> conll2005_brown",
+        "  (the Brown test of the same runs, reported as a task of its own), `CoNLL12` -> conll2012.",
         "- Metrics: acc -> accuracy, F1 -> f1 except CB's F1 -> f1_macro (SuperGLUE's CB F1 is",
         "  macro-F1), F1a -> f1a, EM -> em; two printed numbers (`acc/F1`, `F1a/EM`, `F1/EM`) give",
         "  two rows.",

@@ -34,7 +34,7 @@ def _names(group: str) -> list[str]:
 
 
 def _preset_overrides(preset: str) -> list[str]:
-    return [f"preset={preset}"] + (["data.root=/data"] if preset in ("mini", "ptv2_ner") else [])
+    return [f"preset={preset}"] + (["data.root=/data"] if preset in ("mini", "ptv2_ner", "ptv2_srl") else [])
 
 
 def _sweep(preset: str) -> dict[str, list[str]]:
@@ -202,8 +202,8 @@ TASK = {"conll2004": "conll04"}
 def test_paper_presets_carry_the_official_hyperparameters():
     """Each official P-Tuning v2 script of a task the suite has is a preset cell whose composed
     config has the script's prefix length, lr, epochs, batch size, dropout and projection."""
-    presets = {"superglue": "ptv2_superglue", "ner": "ptv2_ner", "qa": "ptv2_qa"}
-    checked = 0
+    presets = {"superglue": "ptv2_superglue", "ner": "ptv2_ner", "qa": "ptv2_qa", "srl": "ptv2_srl"}
+    checked, scripts = 0, {}
     for row in _official_rows():
         family, task = row["task"].split("/")
         task = TASK.get(task, task)
@@ -213,6 +213,10 @@ def test_paper_presets_carry_the_official_hyperparameters():
         cfg = _compose([*_preset_overrides(preset), "method=ptuning_v2", f"model={model}", f"task={task}"])
         settings = check_config(cfg)
         where = f"{preset}/{model}/{task} ({row['other'].split(' |')[0]})"
+        script = re.match(r"script=(\S+)", row["other"]).group(1)
+        scripts.setdefault((preset, model, task), set()).add(script)
+        if not settings.search.settings_from.endswith(script):  # two scripts for one cell: the file names its choice
+            continue
         assert settings.method.length == int(row["pre_seq_len"]), where
         assert settings.lr == pytest.approx(float(row["lr"])), where
         assert settings.train.epochs == int(row["epochs"]), where
@@ -227,10 +231,10 @@ def test_paper_presets_carry_the_official_hyperparameters():
         if row["prefix_projection"] == "yes":  # --prefix_hidden_size 512 (the official default)
             assert settings.method.hidden_size == 512 and "prefix_hidden_size=512" in other, where
         # the input length that runs: SuperGLUE --max_seq_length; QA's 384 is hard-coded in the
-        # official tasks/qa/dataset.py; NER truncates at the tokenizer's 512 whatever the script says
+        # official tasks/qa/dataset.py; NER and SRL truncate at the tokenizer's 512 whatever the script says
         the_task = get_task(task).configure(settings.task.max_length, settings.task.template)
         length = settings.data.max_length or the_task.max_length
-        assert length == (512 if family == "ner" else int(row["max_len"])), where
+        assert length == (512 if family in ("ner", "srl") else int(row["max_len"])), where
         # the template that runs: --template_id when the script passes one, else the official 0
         if the_task.templates:
             wanted = re.search(r"template_id=(\d+)", other)
@@ -245,7 +249,9 @@ def test_paper_presets_carry_the_official_hyperparameters():
         assert "best dev epoch reported" in other and settings.train.selection.value == "best", where
         assert settings.method.position_offset, where  # past_key_values shifted positions
         checked += 1
-    assert checked >= 17
+    assert checked == len(scripts) >= 19  # every cell with a script matches one of its scripts
+    assert scripts[("ptv2_srl", "roberta_large", "conll2012")] == {"run_script/run_conll12_roberta.sh",
+                                                                   "run_script/run_conll12_bert.sh"}
 
 
 def test_cfg_job_shows_the_official_cell():
