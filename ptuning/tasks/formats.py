@@ -307,12 +307,12 @@ def read_srl(path: str | Path, labels: Sequence[str]) -> list[Row]:
 
     Each line is ``INDEX WORD ... ||| TAG ...`` (THUDM/P-tuning-v2
     ``tasks/srl/datasets/conll2005.py`` and ``conll2012.py``): the predicate's 0-based word
-    index, the sentence's words and one BIO tag per word, split at whitespace, as the official
-    loaders split them. Lines of only whitespace are skipped (``conll2012.py`` skips them;
-    ``conll2005.py`` cannot read them). Where the official loaders fail or misread silently,
-    this raises :class:`DataFormatError` naming file and line: no ``|||`` or more than one, an
-    index that is not a word position, as many tags as words not given, a tag outside
-    ``labels``.
+    index, the sentence's words and one BIO tag per word, split at whitespace and at ``|||``
+    as the official loaders split them. Lines of only whitespace are skipped (``conll2012.py``
+    skips them; ``conll2005.py`` cannot read them). Where the official loaders fail or misread
+    silently, this raises :class:`DataFormatError` naming file and line: no ``|||`` or more
+    than one, an index that is not a word position, a tag count that differs from the word
+    count, a tag outside ``labels``.
     """
     p, text = read_text(path)
     known = set(labels)

@@ -1,7 +1,7 @@
 """CoNLL-2012 SRL (OntoNotes 5.0 PropBank roles), as THUDM/P-tuning-v2
 ``tasks/srl/datasets/conll2012.py`` reads ``conll2012.train.txt``, ``conll2012.devel.txt`` and
 ``conll2012.test.txt`` (line format: :func:`ptuning.tasks.formats.read_srl`), or from the hub's
-``conll2012_ontonotesv5`` (``english_v4``: the CoNLL-2012 shared task's English data), one row
+``ontonotes/conll2012_ontonotesv5`` (``english_v4``: the CoNLL-2012 shared task's English data), one row
 per ``srl_frames`` entry, its tag strings checked against this label set.
 """
 
@@ -39,7 +39,8 @@ class CoNLL2012(SrlTask):
     "B-R-ARGM-EXT", "I-R-ARGM-EXT", "I-R-ARG4", "B-C-ARGM-EXT", "I-C-ARGM-EXT", "I-ARGM-MOD",
     "B-C-ARGM-MOD", "I-C-ARGM-MOD"
     )
-    hub_path = "conll2012_ontonotesv5"
+    #: the hub copy without a loading script (the older "conll2012_ontonotesv5" needs one)
+    hub_path = "ontonotes/conll2012_ontonotesv5"
     hub_config = "english_v4"
     local_files = {"train": "conll2012/conll2012.train.txt", "validation": "conll2012/conll2012.devel.txt",
                    "test": "conll2012/conll2012.test.txt"}
